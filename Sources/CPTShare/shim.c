@@ -1,0 +1,106 @@
+#define _GNU_SOURCE
+#include "cptshare.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/vfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef MFD_HUGETLB
+#define MFD_HUGETLB 0x0004U
+#endif
+#ifndef MAP_SHARED_VALIDATE
+#define MAP_SHARED_VALIDATE 0x03
+#endif
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+const int ptshare_MFD_CLOEXEC = MFD_CLOEXEC;
+const int ptshare_MFD_HUGETLB = MFD_HUGETLB;
+const int ptshare_MAP_SHARED_VALIDATE = MAP_SHARED_VALIDATE;
+const int ptshare_MAP_FIXED_NOREPLACE = MAP_FIXED_NOREPLACE;
+const int ptshare_MADV_POPULATE_READ = MADV_POPULATE_READ;
+const int ptshare_MADV_POPULATE_WRITE = MADV_POPULATE_WRITE;
+const long ptshare_HUGETLBFS_MAGIC = HUGETLBFS_MAGIC;
+const long ptshare_TMPFS_MAGIC = TMPFS_MAGIC;
+
+int ptshare_memfd_create(const char *name, unsigned int flags)
+{
+	return (int)syscall(SYS_memfd_create, name, flags);
+}
+
+int ptshare_pipe_cloexec(int fds[2])
+{
+	return pipe2(fds, O_CLOEXEC);
+}
+
+int ptshare_nproc_limit(uint64_t *soft)
+{
+	struct rlimit r;
+
+	if (getrlimit(RLIMIT_NPROC, &r) != 0)
+		return -1;
+	*soft = r.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)r.rlim_cur;
+	return 0;
+}
+
+int ptshare_fallocate(int fd, int mode, int64_t offset, int64_t len)
+{
+	return fallocate(fd, mode, offset, len);
+}
+
+int ptshare_statfs(const char *path, long *type, uint64_t *block_size)
+{
+	struct statfs s;
+
+	if (statfs(path, &s) != 0)
+		return -1;
+	*type = (long)s.f_type;
+	*block_size = (uint64_t)s.f_bsize;
+	return 0;
+}
+
+int ptshare_wifexited(int status) { return WIFEXITED(status); }
+int ptshare_wexitstatus(int status) { return WEXITSTATUS(status); }
+int ptshare_wifsignaled(int status) { return WIFSIGNALED(status); }
+int ptshare_wtermsig(int status) { return WTERMSIG(status); }
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop(int sig)
+{
+	stop_signal = sig;
+}
+
+int ptshare_install_stop_handlers(void)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop;
+	sigemptyset(&sa.sa_mask);
+	for (unsigned i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		if (sigaction(sigs[i], &sa, NULL) != 0)
+			return -1;
+	return 0;
+}
+
+int ptshare_stop_signal(void)
+{
+	return stop_signal;
+}

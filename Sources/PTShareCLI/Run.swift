@@ -1,0 +1,102 @@
+import ArgumentParser
+import PTShareCore
+
+extension PTShare {
+    public struct Run: ParsableCommand {
+        public static let configuration = CommandConfiguration(
+            abstract: "Fork workers that map one shared object, measure their page tables, compare with the model.",
+            discussion: """
+                Exit status: 0 pass, 1 fail, 4 skip (kselftest's convention), 2 bad usage, 3 the run could not
+                complete (the message says why), 128+N interrupted by signal N.
+                """)
+
+        @Option(help: "What backs the mapping: memfd, tmpfs, hugetlbfs, anon-shared (dax: not yet).")
+        public var backing: Backing = .memfd
+
+        @Option(help: "Directory for file backings (tmpfs default /dev/shm, hugetlbfs default the first mount).")
+        public var path: String?
+
+        @Option(help: "Mapping size: bytes, or with a K, M, G, T suffix (binary units).")
+        public var size: String = "64M"
+
+        @Option(help: "Number of worker processes.")
+        public var workers: Int = 64
+
+        @Option(help: "none: MAP_SHARED; pt: MAP_SHARED_VALIDATE | MAP_SHARED_PT.")
+        public var share: ShareMode = .none
+
+        @Option(help: "How workers fault the mapping in: none, read, write, populate (MADV_POPULATE_READ), populate-write.")
+        public var touch: TouchMode = .populate
+
+        @Option(help: "auto (kernel chooses), same (one aligned address for all, MAP_FIXED_NOREPLACE), or 0xADDRESS.")
+        public var address: String = "auto"
+
+        @Option(help: "Allowed relative deviation from the model (0.10 = 10 %).")
+        public var tolerance: Double = 0.10
+
+        @Option(help: "Write the JSON report (schema ptshare.run.v1) to this file.")
+        public var json: String?
+
+        @Flag(help: "Print only the verdict line.")
+        public var quiet = false
+
+        @Option(help: "How many workers' smaps to read, spread evenly (0: none).")
+        public var smapsWorkers: Int = 8
+
+        @Option(help: "Keep the workers mapped this many seconds after measuring.")
+        public var hold: Int = 0
+
+        @Option(help: "Seconds allowed for all workers to reach each phase.")
+        public var phaseTimeout: Int = 600
+
+        @OptionGroup public var flag: FlagOptions
+
+        public init() {}
+
+        /// Everything a run needs from the command line, or the message naming what is wrong.
+        public func scenario() throws -> Scenario {
+            let bytes: UInt64
+            do { bytes = try ByteSize.parse(size).bytes } catch { throw ValidationError("--size: \(error.description)") }
+            guard let addr = AddressMode.parse(address) else {
+                throw ValidationError("--address \(address): expected auto, same or a hexadecimal address like 0x7f0000000000")
+            }
+            let s = Scenario(
+                backing: backing, path: path, size: bytes, workers: workers, share: share, touch: touch, address: addr,
+                mapSharedPTValue: try flag.resolve(), tolerance: tolerance)
+            do { try s.validate() } catch { throw ValidationError(error.description) }
+            return s
+        }
+
+        public mutating func validate() throws {
+            _ = try scenario()
+            guard smapsWorkers >= 0 else { throw ValidationError("--smaps-workers \(smapsWorkers): must be 0 or more") }
+            guard hold >= 0 else { throw ValidationError("--hold \(hold): must be 0 or more seconds") }
+            guard phaseTimeout > 0 else { throw ValidationError("--phase-timeout \(phaseTimeout): must be at least 1 second") }
+        }
+
+        public func run() throws {
+            let options = RunOptions(
+                scenario: try scenario(), smapsWorkers: smapsWorkers, holdSeconds: hold, phaseTimeoutSeconds: phaseTimeout)
+            let report: RunReport
+            do {
+                report = try Runner.run(options)
+            } catch {
+                printError(error.description)
+                throw ExitCode(error.exitCode)
+            }
+            if let json {
+                do { try writeFile(json, try JSONOutput.encode(report)) } catch {
+                    printError("writing \(json): \(error)")
+                    throw ExitCode(3)
+                }
+            }
+            if quiet {
+                print("verdict: \(report.verdict.rawValue.uppercased()): \(report.reason)")
+            } else {
+                print(TextReport.render(report), terminator: "")
+            }
+            let code = report.verdict.exitCode
+            if code != 0 { throw ExitCode(code) }
+        }
+    }
+}

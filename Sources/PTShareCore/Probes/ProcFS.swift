@@ -1,0 +1,84 @@
+import Glibc
+
+/// The one place that reads /proc and /sys. Parsers stay pure; this turns paths into text.
+public enum ProcFS {
+    /// Reads a whole file (procfs files report size 0, so read until EOF).
+    public static func read(_ path: String) throws(SystemCallError) -> String {
+        let fd = try Sys.open(path, O_RDONLY | O_CLOEXEC)
+        defer { Sys.close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = try Sys.read(fd, into: &chunk, path: path)
+            if n == 0 { break }
+            bytes.append(contentsOf: chunk[0..<n])
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+    public static func listDirectory(_ path: String) -> [String] {
+        guard let d = opendir(path) else { return [] }
+        defer { closedir(d) }
+        var names: [String] = []
+        while let e = readdir(d) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) {
+                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    public static func meminfo() throws(RunError) -> Meminfo {
+        try parsed("/proc/meminfo") { (t) throws(ProcParseError) in try Meminfo.parse(t, source: "/proc/meminfo") }
+    }
+
+    public static func status(_ pid: Int32) throws(RunError) -> ProcStatus {
+        let p = "/proc/\(pid)/status"
+        return try parsed(p) { (t) throws(ProcParseError) in try ProcStatus.parse(t, source: p) }
+    }
+
+    public static func smaps(_ pid: Int32) throws(RunError) -> [SmapsEntry] {
+        let p = "/proc/\(pid)/smaps"
+        return try parsed(p) { (t) throws(ProcParseError) in try Smaps.parse(t, source: p) }
+    }
+
+    public static func smapsRollup(_ pid: Int32) throws(RunError) -> SmapsEntry {
+        let p = "/proc/\(pid)/smaps_rollup"
+        return try parsed(p) { (t) throws(ProcParseError) in try Smaps.parseRollup(t, source: p) }
+    }
+
+    public static func mounts() throws(RunError) -> [MountEntry] {
+        try parsed("/proc/mounts") { (t) throws(ProcParseError) in try Mounts.parse(t, source: "/proc/mounts") }
+    }
+
+    /// Numbers of the NUMA nodes with a meminfo file (none on kernels built without NUMA).
+    public static func numaNodes() -> [Int] {
+        ProcFS.listDirectory("/sys/devices/system/node").compactMap { name in
+            name.hasPrefix("node") ? Int(name.dropFirst(4)) : nil
+        }.sorted()
+    }
+
+    public static func nodeMeminfo(_ node: Int) throws(RunError) -> NodeMeminfo {
+        let p = "/sys/devices/system/node/node\(node)/meminfo"
+        return try parsed(p) { (t) throws(ProcParseError) in try NodeMeminfo.parse(t, source: p) }
+    }
+
+    /// A single-line value file such as /proc/sys/kernel/pid_max.
+    public static func integer(_ path: String) throws(RunError) -> UInt64 {
+        try parsed(path) { (t) throws(ProcParseError) in
+            guard let v = UInt64(t.trimmingWhitespace()) else {
+                throw ProcParseError(source: path, line: 1, text: t.trimmingWhitespace(), reason: "expected an integer")
+            }
+            return v
+        }
+    }
+
+    static func parsed<T>(_ path: String, _ parse: (String) throws(ProcParseError) -> T) throws(RunError) -> T {
+        let text: String
+        do { text = try read(path) } catch { throw .system(error) }
+        do { return try parse(text) } catch { throw .parse(error) }
+    }
+}

@@ -1,0 +1,40 @@
+/// PageTables is global and page tables are freed after an RCU grace period, so one read can
+/// still include a previous run's tables. Sample until the value holds still.
+public struct StableSample: Sendable {
+    public var meminfo: Meminfo
+    /// Every PageTables reading taken, in bytes, oldest first.
+    public var pageTablesSamples: [UInt64]
+    /// True when the last `window` readings were equal before the time limit.
+    public var stable: Bool
+    /// max − min of the last `window` readings.
+    public var spreadBytes: UInt64
+    public var milliseconds: Int
+}
+
+public enum Sampler {
+    public static func stablePageTables(window: Int = 5, intervalMs: Int = 10, limitMs: Int = 3000)
+        throws(RunError) -> StableSample
+    {
+        let start = Sys.monotonicNanoseconds()
+        var samples: [UInt64] = []
+        var last: Meminfo
+        while true {
+            last = try ProcFS.meminfo()
+            guard let pt = last.pageTables else {
+                throw .parse(ProcParseError(source: "/proc/meminfo", line: 0, text: "", reason: "no PageTables line"))
+            }
+            samples.append(pt)
+            let tail = samples.suffix(window)
+            let elapsed = Int((Sys.monotonicNanoseconds() - start) / 1_000_000)
+            let spread = (tail.max() ?? 0) - (tail.min() ?? 0)
+            if tail.count == window && spread == 0 {
+                return StableSample(meminfo: last, pageTablesSamples: samples, stable: true, spreadBytes: 0, milliseconds: elapsed)
+            }
+            if elapsed >= limitMs {
+                return StableSample(meminfo: last, pageTablesSamples: samples, stable: false, spreadBytes: spread, milliseconds: elapsed)
+            }
+            if Sys.stopSignal != 0 { throw .interrupted(signal: Sys.stopSignal) }
+            Sys.sleep(milliseconds: intervalMs)
+        }
+    }
+}

@@ -1,0 +1,171 @@
+/// The versioned JSON document of one run. Keys are written in snake_case; CI and benchmark
+/// tools read `schema`, `kernel.release`, `scenario.*`, `measured.*`, `model.*`, `verdict`.
+public struct RunReport: Sendable, Codable {
+    public static let schemaName = "ptshare.run.v1"
+
+    public var schema = RunReport.schemaName
+    public var tool: Tool
+    public var kernel: Kernel
+    public var scenario: ScenarioReport
+    public var measured: Measured
+    public var model: ModelReport
+    public var timings: Timings
+    public var verdict: VerdictStatus
+    public var reason: String
+    public var allowedDeviationBytes: Int64
+
+    public struct Tool: Sendable, Codable {
+        public var name = "ptshare"
+        public var version: String
+    }
+
+    public struct Kernel: Sendable, Codable {
+        public var release: String
+        public var machine: String
+        public var hugetlbPmdSharing: KernelFacts.PMDSharing?
+        public var shmemThp: String?
+    }
+
+    public struct ScenarioReport: Sendable, Codable {
+        public var backing: String
+        /// The file mapped (unlinked once opened), "memfd:ptshare" or "anonymous".
+        public var object: String
+        public var sizeBytes: UInt64
+        public var workers: Int
+        public var share: String
+        public var touch: String
+        public var address: String
+        public var mapSharedPtValue: String
+        /// The mmap flags every worker passed, in hex.
+        public var mmapFlags: String
+        public var leafPageSizeBytes: UInt64
+        public var tolerance: Double
+    }
+
+    public struct MeminfoPoint: Sendable, Codable {
+        public var pageTables: UInt64?
+        public var secPageTables: UInt64?
+        public var shmem: UInt64?
+        public var mapped: UInt64?
+        public var memAvailable: UInt64?
+        public var hugePagesTotal: UInt64?
+        public var hugePagesFree: UInt64?
+        public var hugePagesRsvd: UInt64?
+        public var hugePagesSurp: UInt64?
+
+        public init(_ m: Meminfo) {
+            pageTables = m.pageTables
+            secPageTables = m.secPageTables
+            shmem = m.shmem
+            mapped = m.mapped
+            memAvailable = m.memAvailable
+            hugePagesTotal = m.hugePagesTotal
+            hugePagesFree = m.hugePagesFree
+            hugePagesRsvd = m.hugePagesRsvd
+            hugePagesSurp = m.hugePagesSurp
+        }
+    }
+
+    public struct Sampling: Sendable, Codable {
+        public var pageTablesSamples: [UInt64]
+        public var stable: Bool
+        public var spreadBytes: UInt64
+        public var milliseconds: Int
+
+        public init(_ s: StableSample) {
+            pageTablesSamples = s.pageTablesSamples
+            stable = s.stable
+            spreadBytes = s.spreadBytes
+            milliseconds = s.milliseconds
+        }
+    }
+
+    /// Three points: before forking (base), workers forked and settled with nothing mapped
+    /// (control), and all workers mapped and touched (mapped).
+    public struct Points<T: Sendable & Codable>: Sendable, Codable {
+        public var base: T
+        public var control: T
+        public var mapped: T
+    }
+
+    public struct NodeReport: Sendable, Codable {
+        public var node: Int
+        public var pageTables: Points<UInt64?>
+        public var attributedBytes: Int64?
+    }
+
+    public struct SmapsReport: Sendable, Codable {
+        public var workersSampled: [Int]
+        /// Per-worker mean of each field of the mapped range's smaps entry, in bytes.
+        public var range: [String: UInt64]
+        /// Per-worker mean of smaps_rollup, in bytes.
+        public var rollup: [String: UInt64]
+        public var vmFlags: [String]
+    }
+
+    public struct Measured: Sendable, Codable {
+        /// PageTables(mapped) − PageTables(base): the workers and their mappings.
+        public var pageTablesDeltaBytes: Int64
+        /// PageTables(control) − PageTables(base): the same workers before mapping anything.
+        public var controlPageTablesDeltaBytes: Int64
+        /// Raw minus control: the page tables of the mapping alone.
+        public var attributedPageTableBytes: Int64
+        public var attributedPerWorkerBytes: Int64
+        public var controlPerWorkerBytes: Int64
+        /// Σ VmPTE at the mapped point. Per process: a shared table is counted by each sharer.
+        public var vmpteSumBytes: Int64
+        public var vmpteControlSumBytes: Int64
+        public var vmpteAttributedBytes: Int64
+        public var mappingAddress: String
+        public var distinctMappingAddresses: Int
+        public var meminfo: Points<MeminfoPoint>
+        public var sampling: Points<Sampling>
+        public var numaNodes: [NodeReport]
+        public var smaps: SmapsReport?
+    }
+
+    public struct ModelReport: Sendable, Codable {
+        public var expectedPageTableBytes: Int64
+        public var unsharedPageTableBytes: Int64
+        public var perWorkerBytes: Int64
+        public var sharedBytes: Int64
+        public var levels: [LevelCount]
+        public var reason: String
+        public var occupiedRanges: Int
+        public var pmdMappedBytes: UInt64
+    }
+
+    public struct Stats: Sendable, Codable {
+        public var min: UInt64
+        public var median: UInt64
+        public var p99: UInt64
+        public var max: UInt64
+        public var mean: UInt64
+
+        public init(_ values: [UInt64]) {
+            let v = values.sorted()
+            guard !v.isEmpty else {
+                min = 0; median = 0; p99 = 0; max = 0; mean = 0
+                return
+            }
+            min = v[0]
+            max = v[v.count - 1]
+            median = v[v.count / 2]
+            p99 = v[Swift.min(v.count - 1, Int((Double(v.count) * 0.99).rounded(.up)) - 1)]
+            mean = v.reduce(0, +) / UInt64(v.count)
+        }
+    }
+
+    public struct Timings: Sendable, Codable {
+        /// First fork to every worker settled.
+        public var spawnSeconds: Double
+        /// Go signal to every worker mapped and touched.
+        public var mapTouchSeconds: Double
+        /// spawn + map/touch: from the first fork to all workers ready, sampling excluded.
+        public var readySeconds: Double
+        public var measureSeconds: Double
+        public var teardownSeconds: Double
+        public var mapNs: Stats
+        public var touchNs: Stats
+    }
+}

@@ -1,0 +1,58 @@
+/// The human table printed on stdout after a run.
+public enum TextReport {
+    public static func render(_ r: RunReport) -> String {
+        let s = r.scenario
+        let m = r.measured
+        let w = Int64(s.workers)
+        var out: [String] = []
+        out.append(
+            "ptshare run: \(s.backing) \(ByteSize(s.sizeBytes)) × \(s.workers) workers, share \(s.share), "
+                + "touch \(s.touch), address \(s.address) (mapped at \(m.mappingAddress))")
+        out.append(
+            "kernel \(r.kernel.release) (\(r.kernel.machine)), leaf pages \(ByteSize.human(Int64(s.leafPageSizeBytes))), "
+                + "mmap flags \(s.mmapFlags)")
+        if let p = r.kernel.hugetlbPmdSharing {
+            out.append("hugetlb PMD sharing: \(p.enabled.map { $0 ? "on" : "off" } ?? "unknown") (\(p.basis))")
+        }
+        out.append("")
+        let rows: [(String, Int64)] = [
+            ("PageTables delta (raw)", m.pageTablesDeltaBytes),
+            ("control: same workers, nothing mapped", m.controlPageTablesDeltaBytes),
+            ("attributed: raw - control", m.attributedPageTableBytes),
+            ("VmPTE sum, attributed (counts shared tables per sharer)", m.vmpteAttributedBytes),
+            ("model", r.model.expectedPageTableBytes),
+            ("model without any sharing", r.model.unsharedPageTableBytes),
+        ]
+        let width = rows.map(\.0.count).max()! + 2
+        out.append(pad("", width) + lpad("total", 12) + lpad("per worker", 14))
+        for (name, v) in rows {
+            out.append(pad(name, width) + lpad(ByteSize.human(v), 12) + lpad(ByteSize.human(v / w), 14))
+        }
+        for n in m.numaNodes {
+            out.append("node \(n.node) PageTables attributed: \(n.attributedBytes.map(ByteSize.human) ?? "n/a")")
+        }
+        if let sm = m.smaps {
+            let f = { (k: String) in sm.range[k].map { ByteSize.human(Int64($0)) } ?? "n/a" }
+            out.append(
+                "smaps of the range (mean of \(sm.workersSampled.count) workers): Rss \(f("Rss")), Pss \(f("Pss")), "
+                    + "KernelPageSize \(f("KernelPageSize")), MMUPageSize \(f("MMUPageSize"))")
+        }
+        out.append("")
+        out.append("model: \(r.model.reason)")
+        let t = r.timings
+        out.append(
+            "timings: spawn \(sec(t.spawnSeconds)), map+touch \(sec(t.mapTouchSeconds)) (ready \(sec(t.readySeconds))), "
+                + "measure \(sec(t.measureSeconds)), teardown \(sec(t.teardownSeconds)); per worker mmap p50 "
+                + "\(usec(t.mapNs.median)) p99 \(usec(t.mapNs.p99)), touch p50 \(usec(t.touchNs.median)) p99 \(usec(t.touchNs.p99))")
+        let unstable = [m.sampling.base, m.sampling.control, m.sampling.mapped].contains { !$0.stable }
+        if unstable { out.append("warning: PageTables did not settle at every sampling point") }
+        out.append("")
+        out.append("verdict: \(r.verdict.rawValue.uppercased()): \(r.reason)")
+        return out.joined(separator: "\n") + "\n"
+    }
+
+    static func pad(_ s: String, _ n: Int) -> String { s + String(repeating: " ", count: max(0, n - s.count)) }
+    static func lpad(_ s: String, _ n: Int) -> String { String(repeating: " ", count: max(0, n - s.count)) + s }
+    static func sec(_ s: Double) -> String { formatFixed(s, decimals: 2) + " s" }
+    static func usec(_ ns: UInt64) -> String { formatFixed(Double(ns) / 1000, decimals: 0) + " µs" }
+}

@@ -1,0 +1,244 @@
+import CPTShare
+import Glibc
+
+public struct RunOptions: Sendable {
+    public var scenario: Scenario
+    /// How many workers' smaps to read (spread evenly, first and last included); 0 = none.
+    public var smapsWorkers: Int
+    /// Keep the workers mapped this long after measuring (for outside inspection).
+    public var holdSeconds: Int
+    public var phaseTimeoutSeconds: Int
+
+    public init(scenario: Scenario, smapsWorkers: Int = 8, holdSeconds: Int = 0, phaseTimeoutSeconds: Int = 600) {
+        self.scenario = scenario
+        self.smapsWorkers = smapsWorkers
+        self.holdSeconds = holdSeconds
+        self.phaseTimeoutSeconds = phaseTimeoutSeconds
+    }
+}
+
+public enum PTShareVersion {
+    public static let string = "0.1.0"
+}
+
+/// One run, in the order the layout names: scenario → workers → probes → model → verdict → report.
+public enum Runner {
+    public static func run(_ o: RunOptions, progress: (String) -> Void = { _ in }) throws(RunError) -> RunReport {
+        let s = o.scenario
+        do { try s.validate() } catch { throw .preflight(error.description) }
+        do { try Sys.installStopHandlers() } catch { throw .system(error) }
+        let (release, machine): (String, String)
+        do { (release, machine) = try Sys.uname() } catch { throw .system(error) }
+
+        if s.share == .pt {
+            let probe = try KernelProbe.mapSharedPT(value: s.mapSharedPTValue)
+            if !probe.supported {
+                throw .sharedPTUnsupported(
+                    value: s.mapSharedPTValue, errno: probe.errno == "EINVAL" ? EINVAL : EOPNOTSUPP, release: release)
+            }
+        }
+        let mounts = try ProcFS.mounts()
+        let backing = try BackingFile.create(s, mounts: mounts)
+        defer { backing.close() }
+        try Preflight.check(s, leafSize: backing.leafSize, meminfo: try ProcFS.meminfo())
+        let pmdSharing = s.backing == .hugetlbfs ? KernelProbe.pmdSharing(machine: machine) : nil
+        let thp = try? ThpSetting.parse(
+            (try? ProcFS.read("/sys/kernel/mm/transparent_hugepage/shmem_enabled")) ?? "", source: "shmem_enabled"
+        ).selected
+
+        // Where and how the workers map.
+        let fixed: UInt64?
+        switch s.address {
+        case .auto: fixed = nil
+        case .fixed(let a): fixed = a
+        case .same:
+            let align = s.size >= Geometry.pudSize ? Geometry.pudSize : Geometry.pmdSize
+            do { fixed = try AddressPlanner.freeRange(size: s.size, alignment: align) } catch { throw .system(error) }
+        }
+        var flags = s.share == .pt ? ptshare_MAP_SHARED_VALIDATE | Int32(bitPattern: s.mapSharedPTValue) : MAP_SHARED
+        if fixed != nil { flags |= ptshare_MAP_FIXED_NOREPLACE }
+        var address = fixed ?? 0
+        var anonMapping: UInt64?
+        if s.backing == .anonShared {
+            // Mapped once here; the workers inherit the VMA and fault it in themselves.
+            do {
+                anonMapping = try Sys.mmap(
+                    address, s.size, prot: PROT_READ | PROT_WRITE, flags: flags | MAP_ANONYMOUS, fd: -1, offset: 0,
+                    path: "anonymous")
+            } catch { throw .system(error) }
+            address = anonMapping!
+        }
+        defer { if let a = anonMapping { try? Sys.munmap(a, s.size) } }
+
+        var plan = ptshare_worker_plan()
+        plan.fd = backing.fd
+        plan.prot = PROT_READ | PROT_WRITE
+        plan.flags = flags
+        plan.touch = Int32(touchCode(s.touch).rawValue)
+        plan.address = address
+        plan.length = s.size
+        plan.offset = 0
+        plan.touch_stride = backing.leafSize
+
+        // Probes: base → spawn → control → map/touch → mapped.
+        progress("sampling PageTables before forking")
+        let base = try Sampler.stablePageTables()
+        let nodes = ProcFS.numaNodes()
+        let nodesBase = nodes.map { try? ProcFS.nodeMeminfo($0).pageTables }
+        let pool = try WorkerPool(count: s.workers, plan: plan, phaseTimeoutSeconds: o.phaseTimeoutSeconds)
+        defer { pool.teardown() }
+
+        progress("forking \(s.workers) workers")
+        let t0 = Sys.monotonicNanoseconds()
+        try pool.spawn()
+        let t1 = Sys.monotonicNanoseconds()
+        let control = try Sampler.stablePageTables()
+        let nodesControl = nodes.map { try? ProcFS.nodeMeminfo($0).pageTables }
+        let vmpteControl = try vmPTESum(pool.pids)
+        // What the worker already maps: tables present there are not the mapping's to pay for.
+        let occupied = try ProcFS.smaps(pool.pids[0]).filter { e in
+            (e.fields["Rss"] ?? 0) > 0 && e.start != anonMapping
+        }.map { $0.start..<$0.end }
+
+        progress("mapping and touching \(ByteSize(s.size)) in every worker")
+        let t2 = Sys.monotonicNanoseconds()
+        try pool.mapAndTouch()
+        let t3 = Sys.monotonicNanoseconds()
+        let mapped = try Sampler.stablePageTables()
+        let nodesMapped = nodes.map { try? ProcFS.nodeMeminfo($0).pageTables }
+        let vmpteMapped = try vmPTESum(pool.pids)
+        let reports = pool.reports.compactMap { $0 }
+        let addresses = Set(reports.map(\.address))
+        let mapAddress = reports.first?.address ?? address
+        let smaps = try sampleSmaps(pool.pids, address: mapAddress, count: o.smapsWorkers)
+        try pool.checkAllAlive()
+        let t4 = Sys.monotonicNanoseconds()
+
+        var held = 0
+        while held < o.holdSeconds * 10 {
+            if Sys.stopSignal != 0 { throw .interrupted(signal: Sys.stopSignal) }
+            Sys.sleep(milliseconds: 100)
+            try pool.checkAllAlive()
+            held += 1
+        }
+        try pool.releaseAndReap()
+        let t5 = Sys.monotonicNanoseconds()
+
+        // Model.
+        let pmdMapped = (smaps?.range["ShmemPmdMapped"] ?? 0) + (smaps?.range["FilePmdMapped"] ?? 0)
+        let input = ModelInput(
+            workers: s.workers, address: mapAddress, size: s.size, fileOffset: 0, leafSize: backing.leafSize,
+            touched: s.touch.faultsIn, share: s.share, hugetlbPMDSharing: pmdSharing?.enabled ?? false,
+            occupied: occupied, pmdMappedBytes: pmdMapped)
+        var model = PageTableModel.expected(input)
+        if addresses.count > 1 {
+            model.reason += "; workers got \(addresses.count) different addresses, modelled at the first"
+        }
+
+        // Verdict.
+        let pt = { (x: StableSample) in Int64(x.meminfo.pageTables ?? 0) }
+        let attributed = pt(mapped) - pt(control)
+        var verdict = Verdict.judge(
+            attributed: attributed, model: model, workers: s.workers, tolerance: s.tolerance,
+            samplingStable: base.stable && control.stable && mapped.stable)
+        if s.backing == .hugetlbfs, let p = pmdSharing, p.enabled == nil,
+            model.levels.contains(where: { $0.level == "pmd" && $0.spans > $0.alreadyPresent })
+        {
+            verdict = Verdict(
+                status: .skip, reason: "cannot model hugetlb PMD sharing: \(p.basis)",
+                allowedDeviationBytes: verdict.allowedDeviationBytes)
+        }
+
+        // Report.
+        let w = Int64(s.workers)
+        let measured = RunReport.Measured(
+            pageTablesDeltaBytes: pt(mapped) - pt(base),
+            controlPageTablesDeltaBytes: pt(control) - pt(base),
+            attributedPageTableBytes: attributed,
+            attributedPerWorkerBytes: attributed / w,
+            controlPerWorkerBytes: (pt(control) - pt(base)) / w,
+            vmpteSumBytes: vmpteMapped, vmpteControlSumBytes: vmpteControl,
+            vmpteAttributedBytes: vmpteMapped - vmpteControl,
+            mappingAddress: hex(mapAddress), distinctMappingAddresses: addresses.count,
+            meminfo: .init(base: .init(base.meminfo), control: .init(control.meminfo), mapped: .init(mapped.meminfo)),
+            sampling: .init(base: .init(base), control: .init(control), mapped: .init(mapped)),
+            numaNodes: nodes.indices.map { i in
+                let b = nodesBase[i] ?? nil
+                let c = nodesControl[i] ?? nil
+                let m = nodesMapped[i] ?? nil
+                return RunReport.NodeReport(
+                    node: nodes[i], pageTables: .init(base: b, control: c, mapped: m),
+                    attributedBytes: (m != nil && c != nil) ? Int64(m!) - Int64(c!) : nil)
+            },
+            smaps: smaps)
+        let seconds = { (a: UInt64, b: UInt64) in Double(b - a) / 1e9 }
+        return RunReport(
+            tool: .init(version: PTShareVersion.string),
+            kernel: .init(release: release, machine: machine, hugetlbPmdSharing: pmdSharing, shmemThp: thp),
+            scenario: .init(
+                backing: s.backing.rawValue, object: backing.name, sizeBytes: s.size, workers: s.workers,
+                share: s.share.rawValue, touch: s.touch.rawValue, address: s.address.description,
+                mapSharedPtValue: hex(UInt64(s.mapSharedPTValue)), mmapFlags: hex(UInt64(UInt32(bitPattern: flags))),
+                leafPageSizeBytes: backing.leafSize, tolerance: s.tolerance),
+            measured: measured,
+            model: .init(
+                expectedPageTableBytes: model.expectedPageTableBytes, unsharedPageTableBytes: model.unsharedPageTableBytes,
+                perWorkerBytes: model.perWorkerBytes, sharedBytes: model.sharedBytes, levels: model.levels,
+                reason: model.reason, occupiedRanges: occupied.count, pmdMappedBytes: pmdMapped),
+            timings: .init(
+                spawnSeconds: seconds(t0, t1), mapTouchSeconds: seconds(t2, t3),
+                readySeconds: seconds(t0, t1) + seconds(t2, t3), measureSeconds: seconds(t3, t4),
+                teardownSeconds: seconds(t4, t5) - Double(o.holdSeconds),
+                mapNs: .init(reports.map(\.mapNanoseconds)), touchNs: .init(reports.map(\.touchNanoseconds))),
+            verdict: verdict.status, reason: verdict.reason, allowedDeviationBytes: verdict.allowedDeviationBytes)
+    }
+
+    static func touchCode(_ t: TouchMode) -> ptshare_touch {
+        switch t {
+        case .none: return PTSHARE_TOUCH_NONE
+        case .read: return PTSHARE_TOUCH_READ
+        case .write: return PTSHARE_TOUCH_WRITE
+        case .populate: return PTSHARE_TOUCH_POPULATE_READ
+        case .populateWrite: return PTSHARE_TOUCH_POPULATE_WRITE
+        }
+    }
+
+    static func vmPTESum(_ pids: [pid_t]) throws(RunError) -> Int64 {
+        var sum: Int64 = 0
+        for pid in pids {
+            let st = try ProcFS.status(pid)
+            guard let v = st.vmPTE else {
+                throw .parse(ProcParseError(source: "/proc/\(pid)/status", line: 0, text: "", reason: "no VmPTE line"))
+            }
+            sum += Int64(v)
+        }
+        return sum
+    }
+
+    /// Evenly spread worker indices, first and last included.
+    public static func sampleIndices(workers: Int, count: Int) -> [Int] {
+        guard count > 0, workers > 0 else { return [] }
+        if count >= workers { return Array(0..<workers) }
+        if count == 1 { return [0] }
+        return (0..<count).map { $0 * (workers - 1) / (count - 1) }
+    }
+
+    static func sampleSmaps(_ pids: [pid_t], address: UInt64, count: Int) throws(RunError) -> RunReport.SmapsReport? {
+        let idx = sampleIndices(workers: pids.count, count: count)
+        guard !idx.isEmpty else { return nil }
+        var range: [String: UInt64] = [:]
+        var rollup: [String: UInt64] = [:]
+        var vmFlags: [String] = []
+        for i in idx {
+            guard let e = Smaps.entry(containing: address, in: try ProcFS.smaps(pids[i])) else {
+                throw .preflight("worker \(i) (pid \(pids[i])) has no mapping at \(hex(address)) in its smaps")
+            }
+            for (k, v) in e.fields { range[k, default: 0] += v }
+            vmFlags = e.vmFlags
+            for (k, v) in try ProcFS.smapsRollup(pids[i]).fields { rollup[k, default: 0] += v }
+        }
+        let n = UInt64(idx.count)
+        return .init(
+            workersSampled: idx, range: range.mapValues { $0 / n }, rollup: rollup.mapValues { $0 / n }, vmFlags: vmFlags)
+    }
+}

@@ -1,0 +1,177 @@
+import CPTShare
+import Glibc
+
+/// Thin wrappers, one per system call, with the C signature kept. Each turns -1/errno into a
+/// `SystemCallError` naming the call, the path and the value; blocking calls retry on EINTR
+/// unless the driver was asked to stop (then EINTR surfaces so the run can tear down).
+public enum Sys {
+    @inline(__always)
+    static func check(_ rc: Int32, _ call: String, path: String? = nil, value: String? = nil)
+        throws(SystemCallError) -> Int32
+    {
+        if rc == -1 { throw SystemCallError(call, errno: errno, path: path, value: value) }
+        return rc
+    }
+
+    public static func memfdCreate(_ name: String, flags: UInt32) throws(SystemCallError) -> Int32 {
+        try check(
+            ptshare_memfd_create(name, flags), "memfd_create", path: name,
+            value: "flags=\(hex(UInt64(flags)))")
+    }
+
+    public static func open(_ path: String, _ flags: Int32, _ mode: mode_t = 0o600)
+        throws(SystemCallError) -> Int32
+    {
+        try check(Glibc.open(path, flags, mode), "open", path: path)
+    }
+
+    public static func close(_ fd: Int32) {
+        _ = Glibc.close(fd)  // close errors on pipes and memfds carry no information worth acting on
+    }
+
+    public static func unlink(_ path: String) throws(SystemCallError) {
+        _ = try check(Glibc.unlink(path), "unlink", path: path)
+    }
+
+    public static func ftruncate(_ fd: Int32, _ length: UInt64, path: String) throws(SystemCallError) {
+        _ = try check(Glibc.ftruncate(fd, off_t(length)), "ftruncate", path: path, value: "length=\(length)")
+    }
+
+    public static func fallocate(_ fd: Int32, offset: UInt64, length: UInt64, path: String) throws(SystemCallError) {
+        _ = try check(
+            ptshare_fallocate(fd, 0, Int64(offset), Int64(length)), "fallocate", path: path,
+            value: "length=\(length)")
+    }
+
+    public static func mmap(
+        _ addr: UInt64, _ length: UInt64, prot: Int32, flags: Int32, fd: Int32, offset: UInt64, path: String? = nil
+    ) throws(SystemCallError) -> UInt64 {
+        let p = Glibc.mmap(UnsafeMutableRawPointer(bitPattern: UInt(addr)), Int(length), prot, flags, fd, off_t(offset))
+        if p == MAP_FAILED {
+            throw SystemCallError(
+                "mmap", errno: errno, path: path,
+                value: "addr=\(hex(addr)) length=\(length) flags=\(hex(UInt64(UInt32(bitPattern: flags))))")
+        }
+        return UInt64(UInt(bitPattern: p))
+    }
+
+    public static func munmap(_ addr: UInt64, _ length: UInt64) throws(SystemCallError) {
+        _ = try check(
+            Glibc.munmap(UnsafeMutableRawPointer(bitPattern: UInt(addr)), Int(length)), "munmap",
+            value: "addr=\(hex(addr)) length=\(length)")
+    }
+
+    /// Both ends close-on-exec: workers never exec, and nothing else should inherit them.
+    public static func pipe() throws(SystemCallError) -> (read: Int32, write: Int32) {
+        var fds: [Int32] = [-1, -1]
+        _ = try check(ptshare_pipe_cloexec(&fds), "pipe2")
+        return (fds[0], fds[1])
+    }
+
+    public static func fork() throws(SystemCallError) -> pid_t {
+        try check(Glibc.fork(), "fork")
+    }
+
+    public static func setpgid(_ pid: pid_t, _ pgid: pid_t) throws(SystemCallError) {
+        _ = try check(Glibc.setpgid(pid, pgid), "setpgid", value: "pid=\(pid) pgid=\(pgid)")
+    }
+
+    /// ESRCH is an answer here (nobody left to signal), not an error.
+    @discardableResult
+    public static func kill(_ pid: pid_t, _ sig: Int32) throws(SystemCallError) -> Bool {
+        if Glibc.kill(pid, sig) == 0 { return true }
+        if errno == ESRCH { return false }
+        throw SystemCallError("kill", errno: errno, value: "pid=\(pid) sig=\(sig)")
+    }
+
+    /// Returns nil when WNOHANG found nothing, and for ECHILD (nothing left to reap).
+    public static func waitpid(_ pid: pid_t, noHang: Bool) throws(SystemCallError) -> (pid: pid_t, status: Int32)? {
+        var status: Int32 = 0
+        while true {
+            let rc = Glibc.waitpid(pid, &status, noHang ? WNOHANG : 0)
+            if rc > 0 { return (rc, status) }
+            if rc == 0 { return nil }
+            if errno == ECHILD { return nil }
+            if errno == EINTR && ptshare_stop_signal() == 0 { continue }
+            throw SystemCallError("waitpid", errno: errno, value: "pid=\(pid)")
+        }
+    }
+
+    /// Waits for readability; returns false on timeout. EINTR surfaces only when stopping.
+    public static func pollReadable(_ fd: Int32, timeoutMs: Int32) throws(SystemCallError) -> Bool {
+        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        while true {
+            let rc = Glibc.poll(&pfd, 1, timeoutMs)
+            if rc >= 0 { return rc > 0 }
+            if errno == EINTR && ptshare_stop_signal() == 0 { continue }
+            throw SystemCallError("poll", errno: errno, value: "fd=\(fd)")
+        }
+    }
+
+    /// Reads into the start of `buffer`; returns the byte count (0 at EOF).
+    public static func read(_ fd: Int32, into buffer: inout [UInt8], path: String? = nil) throws(SystemCallError) -> Int {
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n >= 0 { return n }
+            if errno == EINTR && ptshare_stop_signal() == 0 { continue }
+            throw SystemCallError("read", errno: errno, path: path)
+        }
+    }
+
+    public static func write(_ fd: Int32, _ bytes: [UInt8], path: String? = nil) throws(SystemCallError) {
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + off, $0.count - off) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SystemCallError("write", errno: errno, path: path)
+            }
+            off += n
+        }
+    }
+
+    /// File-system magic (f_type) and block size (f_bsize; the huge page size on hugetlbfs).
+    public static func statfs(_ path: String) throws(SystemCallError) -> (type: Int, blockSize: UInt64) {
+        var type = 0
+        var bsize: UInt64 = 0
+        _ = try check(ptshare_statfs(path, &type, &bsize), "statfs", path: path)
+        return (type, bsize)
+    }
+
+    public static func uname() throws(SystemCallError) -> (release: String, machine: String) {
+        var u = utsname()
+        _ = try check(Glibc.uname(&u), "uname")
+        func field<T>(_ t: inout T) -> String {
+            withUnsafeBytes(of: &t) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        }
+        return (field(&u.release), field(&u.machine))
+    }
+
+    /// The soft RLIMIT_NPROC; UInt64.max when unlimited.
+    public static func nprocLimit() throws(SystemCallError) -> UInt64 {
+        var v: UInt64 = 0
+        _ = try check(ptshare_nproc_limit(&v), "getrlimit", value: "RLIMIT_NPROC")
+        return v
+    }
+
+    public static func installStopHandlers() throws(SystemCallError) {
+        _ = try check(ptshare_install_stop_handlers(), "sigaction")
+    }
+
+    /// The stop signal (SIGINT/SIGTERM/SIGHUP) received so far, or 0.
+    public static var stopSignal: Int32 { ptshare_stop_signal() }
+
+    public static func monotonicNanoseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
+    /// Sleeps; returns early (no error) when a stop signal arrives.
+    public static func sleep(milliseconds: Int) {
+        var ts = timespec(tv_sec: milliseconds / 1000, tv_nsec: (milliseconds % 1000) * 1_000_000)
+        _ = nanosleep(&ts, nil)
+    }
+}
+
+public func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }

@@ -1,0 +1,55 @@
+public enum VerdictStatus: String, Sendable, Codable {
+    case pass, fail, skip
+
+    /// CLI exit status: kselftest's convention (0 pass, 1 fail, 4 skip).
+    public var exitCode: Int32 {
+        switch self {
+        case .pass: return 0
+        case .fail: return 1
+        case .skip: return 4
+        }
+    }
+}
+
+public struct Verdict: Sendable, Equatable, Codable {
+    public var status: VerdictStatus
+    public var reason: String
+    /// The absolute difference allowed between measured and expected bytes.
+    public var allowedDeviationBytes: Int64
+
+    /// Measured attributed bytes against the model. The tolerance is relative to the expected
+    /// bytes, but never tighter than that fraction of one table page per worker: a model that
+    /// expects (almost) nothing still has to tell "shared" from "one page each".
+    public static func judge(
+        attributed: Int64, model: ModelResult, workers: Int, tolerance: Double, samplingStable: Bool
+    ) -> Verdict {
+        let floor = Int64(workers) * Int64(Geometry.page)
+        let allowed = Int64((Double(max(model.expectedPageTableBytes, floor)) * tolerance).rounded())
+        let deviation = attributed - model.expectedPageTableBytes
+        let pct =
+            model.expectedPageTableBytes == 0
+            ? "" : " (\(formatFixed(Double(deviation) * 100 / Double(model.expectedPageTableBytes), decimals: 1)) %)"
+        let text =
+            "measured \(ByteSize.human(attributed)) vs model \(ByteSize.human(model.expectedPageTableBytes)): "
+            + "deviation \(ByteSize.human(deviation))\(pct), allowed ±\(ByteSize.human(allowed))"
+        let unstable = samplingStable ? "" : "; PageTables did not settle while sampling (another process allocating page tables?)"
+        if abs(deviation) <= allowed {
+            return Verdict(status: .pass, reason: text + unstable, allowedDeviationBytes: allowed)
+        }
+        return Verdict(status: .fail, reason: text + unstable, allowedDeviationBytes: allowed)
+    }
+}
+
+/// Savings of a run against the unshared baseline of the same scenario.
+public struct Savings: Sendable, Equatable, Codable {
+    public var baselineAttributedBytes: Int64
+    public var attributedBytes: Int64
+    /// 1 − attributed / baseline; nil when the baseline measured nothing.
+    public var fraction: Double?
+
+    public init(baseline: Int64, measured: Int64) {
+        baselineAttributedBytes = baseline
+        attributedBytes = measured
+        fraction = baseline > 0 ? 1 - Double(measured) / Double(baseline) : nil
+    }
+}

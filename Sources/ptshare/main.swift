@@ -1,0 +1,3 @@
+import PTShareCLI
+
+PTShare.main()
