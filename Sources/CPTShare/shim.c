@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/vfs.h>
 #include <sys/syscall.h>
@@ -46,6 +47,11 @@ int ptshare_memfd_create(const char *name, unsigned int flags)
 int ptshare_pipe_cloexec(int fds[2])
 {
 	return pipe2(fds, O_CLOEXEC);
+}
+
+int ptshare_set_child_subreaper(int on)
+{
+	return prctl(PR_SET_CHILD_SUBREAPER, (unsigned long)on, 0UL, 0UL, 0UL);
 }
 
 int ptshare_nproc_limit(uint64_t *soft)
@@ -91,13 +97,20 @@ int ptshare_install_stop_handlers(void)
 	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
 	struct sigaction sa;
 
+	sigset_t set;
+
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_stop;
 	sigemptyset(&sa.sa_mask);
-	for (unsigned i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+	sigemptyset(&set);
+	for (unsigned i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
 		if (sigaction(sigs[i], &sa, NULL) != 0)
 			return -1;
-	return 0;
+		sigaddset(&set, sigs[i]);
+	}
+	/* A parent may have spawned us with them blocked (libdispatch threads do): a
+	 * harness that cannot be stopped leaves workers behind. Workers inherit this mask. */
+	return sigprocmask(SIG_UNBLOCK, &set, NULL);
 }
 
 int ptshare_stop_signal(void)

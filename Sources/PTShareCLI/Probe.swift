@@ -26,7 +26,7 @@ extension PTShare {
                 return
             }
             let h = facts.hugetlb
-            let pt = facts.mapSharedPT
+            let pt = facts.mapSharedPt
             print("kernel:          \(facts.release) (\(facts.machine))")
             print(
                 "MAP_SHARED_PT:   \(pt.supported ? "supported" : "not supported") (value \(pt.value)): \(pt.detail)")
@@ -37,7 +37,7 @@ extension PTShare {
             print(
                 "PMD sharing:     \(h.pmdSharing.enabled.map { $0 ? "applies" : "does not apply" } ?? "unknown") (\(h.pmdSharing.basis))")
             print("hugetlbfs:       \(h.mounts.isEmpty ? "none mounted" : h.mounts.joined(separator: ", "))")
-            print("shmem THP:       \(facts.shmemTHP ?? "n/a (no /sys/kernel/mm/transparent_hugepage)")")
+            print("shmem THP:       \(facts.shmemThp ?? "n/a (no /sys/kernel/mm/transparent_hugepage)")")
             print("NUMA nodes:      \(facts.numaNodes.isEmpty ? "none listed" : facts.numaNodes.map(String.init).joined(separator: ", "))")
             print("DAX mounts:      \(facts.daxMounts.isEmpty ? "none" : facts.daxMounts.joined(separator: ", "))")
             print("probe module:    \(facts.probeModule)")

@@ -6,8 +6,8 @@ extension PTShare {
         public static let configuration = CommandConfiguration(
             abstract: "Fork workers that map one shared object, measure their page tables, compare with the model.",
             discussion: """
-                Exit status: 0 pass, 1 fail, 4 skip (kselftest's convention), 2 bad usage, 3 the run could not
-                complete (the message says why), 128+N interrupted by signal N.
+                Exit status: 0 pass, 1 fail, 4 skip (kselftest's convention), 64 bad usage (EX_USAGE), 3 the run
+                could not complete (the message says why), 128+N interrupted by signal N.
                 """)
 
         @Option(help: "What backs the mapping: memfd, tmpfs, hugetlbfs, anon-shared (dax: not yet).")

@@ -18,6 +18,8 @@ extern const long ptshare_TMPFS_MAGIC;
 
 int ptshare_memfd_create(const char *name, unsigned int flags);
 int ptshare_pipe_cloexec(int fds[2]);
+/* prctl is variadic, which Swift cannot call. */
+int ptshare_set_child_subreaper(int on);
 /* RLIMIT_NPROC's enum constant is not visible without _GNU_SOURCE. */
 int ptshare_nproc_limit(uint64_t *soft);
 int ptshare_fallocate(int fd, int mode, int64_t offset, int64_t len);
@@ -30,8 +32,8 @@ int ptshare_wexitstatus(int status);
 int ptshare_wifsignaled(int status);
 int ptshare_wtermsig(int status);
 
-/* SIGINT/SIGTERM/SIGHUP set a flag (no SA_RESTART, so blocking calls return EINTR);
- * the driver polls it and tears the run down. Returns 0 or -1 with errno. */
+/* SIGINT/SIGTERM/SIGHUP set a flag (no SA_RESTART, so blocking calls return EINTR) and
+ * are unblocked; the driver polls the flag and tears the run down. 0 or -1 with errno. */
 int ptshare_install_stop_handlers(void);
 /* The last stop signal received, or 0. */
 int ptshare_stop_signal(void);

@@ -25,9 +25,9 @@ public struct KernelFacts: Sendable, Codable {
     }
     public var release: String
     public var machine: String
-    public var mapSharedPT: SharedPT
+    public var mapSharedPt: SharedPT
     public var hugetlb: Hugetlb
-    public var shmemTHP: String?
+    public var shmemThp: String?
     public var numaNodes: [Int]
     public var daxMounts: [String]
     public var probeModule: String
@@ -85,14 +85,14 @@ public enum KernelProbe {
         }
         return KernelFacts(
             release: release, machine: machine,
-            mapSharedPT: try mapSharedPT(value: mapSharedPTValue),
+            mapSharedPt: try mapSharedPT(value: mapSharedPTValue),
             hugetlb: .init(
                 hugepagesizeBytes: meminfo.hugepagesize, total: meminfo.hugePagesTotal, free: meminfo.hugePagesFree,
                 reserved: meminfo.hugePagesRsvd, pmdSharing: pmdSharing(machine: machine),
                 mounts: mounts.filter { $0.fsType == "hugetlbfs" }.map {
                     $0.mountPoint + ($0.option("pagesize").map { " (pagesize=\($0))" } ?? "")
                 }),
-            shmemTHP: thp,
+            shmemThp: thp,
             numaNodes: ProcFS.numaNodes(),
             daxMounts: mounts.filter { $0.option("dax") != nil }.map(\.mountPoint),
             probeModule: probeModuleState())

@@ -104,14 +104,18 @@ public struct RunReport: Sendable, Codable {
     }
 
     public struct Measured: Sendable, Codable {
-        /// PageTables(mapped) − PageTables(base): the workers and their mappings.
+        /// PageTables(mapped) − PageTables(base), less the driver's own VmPTE change:
+        /// the workers and their mappings.
         public var pageTablesDeltaBytes: Int64
-        /// PageTables(control) − PageTables(base): the same workers before mapping anything.
+        /// PageTables(control) − PageTables(base), less the driver's VmPTE change: the same
+        /// workers before mapping anything.
         public var controlPageTablesDeltaBytes: Int64
         /// Raw minus control: the page tables of the mapping alone.
         public var attributedPageTableBytes: Int64
         public var attributedPerWorkerBytes: Int64
         public var controlPerWorkerBytes: Int64
+        /// The driver's own VmPTE at each point; its changes are excluded from the deltas.
+        public var driverVmpteBytes: Points<Int64>
         /// Σ VmPTE at the mapped point. Per process: a shared table is counted by each sharer.
         public var vmpteSumBytes: Int64
         public var vmpteControlSumBytes: Int64

@@ -48,47 +48,57 @@ public struct BackingFile {
         return s.blockSize
     }
 
+    /// Everything about the backing that can be checked without allocating it.
+    public struct Plan: Sendable {
+        public var directory: String?
+        public var leafSize: UInt64
+        /// sysfs directory of the huge page pool (hugetlbfs only).
+        public var hugepagePool: String?
+    }
+
+    /// Checks the file system, the page size and the huge page pool; allocates nothing.
+    public static func plan(_ s: Scenario, mounts: [MountEntry]) throws(RunError) -> Plan {
+        switch s.backing {
+        case .memfd, .anonShared:
+            return Plan(directory: nil, leafSize: Geometry.page, hugepagePool: nil)
+        case .tmpfs:
+            return Plan(directory: try directory(for: .tmpfs, path: s.path, mounts: mounts).0, leafSize: Geometry.page, hugepagePool: nil)
+        case .hugetlbfs:
+            let (dir, _) = try directory(for: .hugetlbfs, path: s.path, mounts: mounts)
+            let leaf = try hugePageSize(of: dir)
+            let pool = "/sys/kernel/mm/hugepages/hugepages-\(leaf / 1024)kB"
+            guard s.size % leaf == 0 else {
+                throw .preflight(
+                    "--size \(ByteSize(s.size)): hugetlbfs at \(dir) uses \(ByteSize(leaf)) pages; the size must be a multiple of \(ByteSize(leaf))")
+            }
+            try checkHugePages(pool: pool, pageSize: leaf, size: s.size)
+            return Plan(directory: dir, leafSize: leaf, hugepagePool: pool)
+        case .dax:
+            throw .preflight("--backing dax: not supported by this version of ptshare yet")
+        }
+    }
+
     /// Creates, sizes and fills the backing file before any worker exists, so that the
     /// workers' faults only install page-table entries (no allocation to measure around).
-    public static func create(_ s: Scenario, mounts: [MountEntry]) throws(RunError) -> BackingFile {
+    public static func create(_ s: Scenario, plan: Plan) throws(RunError) -> BackingFile {
         do {
             switch s.backing {
             case .memfd:
                 let fd = try Sys.memfdCreate("ptshare", flags: UInt32(ptshare_MFD_CLOEXEC))
-                let f = BackingFile(fd: fd, name: "memfd:ptshare", leafSize: Geometry.page, hugepagePool: nil)
+                let f = BackingFile(fd: fd, name: "memfd:ptshare", leafSize: plan.leafSize, hugepagePool: nil)
                 try f.fill(s.size)
                 return f
             case .tmpfs, .hugetlbfs:
-                let (dir, _) = try directory(for: s.backing, path: s.path, mounts: mounts)
-                var leaf = Geometry.page
-                var pool: String?
-                if s.backing == .hugetlbfs {
-                    leaf = try hugePageSize(of: dir)
-                    pool = "/sys/kernel/mm/hugepages/hugepages-\(leaf / 1024)kB"
-                    guard s.size % leaf == 0 else {
-                        throw RunError.preflight(
-                            "--size \(ByteSize(s.size)): hugetlbfs at \(dir) uses \(ByteSize(leaf)) pages; the size must be a multiple of \(ByteSize(leaf))")
-                    }
-                    try checkHugePages(pool: pool!, pageSize: leaf, size: s.size)
-                }
-                let path = dir + "/ptshare.\(getpid()).data"
+                let path = (plan.directory ?? "") + "/ptshare.\(getpid()).data"
                 let fd = try Sys.open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC)
                 try Sys.unlink(path)
-                let f = BackingFile(fd: fd, name: path, leafSize: leaf, hugepagePool: pool)
+                let f = BackingFile(fd: fd, name: path, leafSize: plan.leafSize, hugepagePool: plan.hugepagePool)
                 try f.fill(s.size)
                 return f
-            case .anonShared:
-                return BackingFile(fd: -1, name: "anonymous", leafSize: Geometry.page, hugepagePool: nil)
-            case .dax:
-                throw RunError.preflight("--backing dax: not supported by this version of ptshare yet")
+            case .anonShared, .dax:
+                return BackingFile(fd: -1, name: "anonymous", leafSize: plan.leafSize, hugepagePool: nil)
             }
-        } catch let e as RunError {
-            throw e
-        } catch let e as SystemCallError {
-            throw .system(e)
-        } catch {
-            throw .preflight("\(error)")
-        }
+        } catch { throw .system(error) }
     }
 
     func fill(_ size: UInt64) throws(SystemCallError) {

@@ -38,9 +38,10 @@ public enum Runner {
             }
         }
         let mounts = try ProcFS.mounts()
-        let backing = try BackingFile.create(s, mounts: mounts)
+        let backingPlan = try BackingFile.plan(s, mounts: mounts)
+        try Preflight.check(s, leafSize: backingPlan.leafSize, meminfo: try ProcFS.meminfo())
+        let backing = try BackingFile.create(s, plan: backingPlan)
         defer { backing.close() }
-        try Preflight.check(s, leafSize: backing.leafSize, meminfo: try ProcFS.meminfo())
         let pmdSharing = s.backing == .hugetlbfs ? KernelProbe.pmdSharing(machine: machine) : nil
         let thp = try? ThpSetting.parse(
             (try? ProcFS.read("/sys/kernel/mm/transparent_hugepage/shmem_enabled")) ?? "", source: "shmem_enabled"
@@ -82,7 +83,10 @@ public enum Runner {
 
         // Probes: base → spawn → control → map/touch → mapped.
         progress("sampling PageTables before forking")
-        let base = try Sampler.stablePageTables()
+        // A longer quiet window at base: tables of processes that exited just before (an
+        // earlier run's workers) are uncounted after an RCU grace period, not at exit.
+        let base = try Sampler.stablePageTables(window: 30, limitMs: 5000)
+        let driverBase = try driverVmPTE()
         let nodes = ProcFS.numaNodes()
         let nodesBase = nodes.map { try? ProcFS.nodeMeminfo($0).pageTables }
         let pool = try WorkerPool(count: s.workers, plan: plan, phaseTimeoutSeconds: o.phaseTimeoutSeconds)
@@ -93,24 +97,29 @@ public enum Runner {
         try pool.spawn()
         let t1 = Sys.monotonicNanoseconds()
         let control = try Sampler.stablePageTables()
+        let driverControl = try driverVmPTE()
         let nodesControl = nodes.map { try? ProcFS.nodeMeminfo($0).pageTables }
-        let vmpteControl = try vmPTESum(pool.pids)
+        let vmpteControl = try measuring(pool) { () throws(RunError) in try vmPTESum(pool.pids) }
         // What the worker already maps: tables present there are not the mapping's to pay for.
-        let occupied = try ProcFS.smaps(pool.pids[0]).filter { e in
-            (e.fields["Rss"] ?? 0) > 0 && e.start != anonMapping
-        }.map { $0.start..<$0.end }
+        let occupied = try measuring(pool) { () throws(RunError) in
+            try ProcFS.smaps(pool.pids[0]).filter { e in (e.fields["Rss"] ?? 0) > 0 && e.start != anonMapping }
+                .map { $0.start..<$0.end }
+        }
 
         progress("mapping and touching \(ByteSize(s.size)) in every worker")
         let t2 = Sys.monotonicNanoseconds()
         try pool.mapAndTouch()
         let t3 = Sys.monotonicNanoseconds()
         let mapped = try Sampler.stablePageTables()
+        let driverMapped = try driverVmPTE()
         let nodesMapped = nodes.map { try? ProcFS.nodeMeminfo($0).pageTables }
-        let vmpteMapped = try vmPTESum(pool.pids)
+        let vmpteMapped = try measuring(pool) { () throws(RunError) in try vmPTESum(pool.pids) }
         let reports = pool.reports.compactMap { $0 }
         let addresses = Set(reports.map(\.address))
         let mapAddress = reports.first?.address ?? address
-        let smaps = try sampleSmaps(pool.pids, address: mapAddress, count: o.smapsWorkers)
+        let smaps = try measuring(pool) { () throws(RunError) in
+            try sampleSmaps(pool.pids, address: mapAddress, count: o.smapsWorkers)
+        }
         try pool.checkAllAlive()
         let t4 = Sys.monotonicNanoseconds()
 
@@ -136,8 +145,12 @@ public enum Runner {
         }
 
         // Verdict.
+        // The driver is not part of the scenario: its own tables (its heap grows while it
+        // reads /proc) are taken out of every delta, exactly, from its VmPTE.
         let pt = { (x: StableSample) in Int64(x.meminfo.pageTables ?? 0) }
-        let attributed = pt(mapped) - pt(control)
+        let rawDelta = pt(mapped) - pt(base) - (driverMapped - driverBase)
+        let controlDelta = pt(control) - pt(base) - (driverControl - driverBase)
+        let attributed = rawDelta - controlDelta
         var verdict = Verdict.judge(
             attributed: attributed, model: model, workers: s.workers, tolerance: s.tolerance,
             samplingStable: base.stable && control.stable && mapped.stable)
@@ -152,11 +165,12 @@ public enum Runner {
         // Report.
         let w = Int64(s.workers)
         let measured = RunReport.Measured(
-            pageTablesDeltaBytes: pt(mapped) - pt(base),
-            controlPageTablesDeltaBytes: pt(control) - pt(base),
+            pageTablesDeltaBytes: rawDelta,
+            controlPageTablesDeltaBytes: controlDelta,
             attributedPageTableBytes: attributed,
             attributedPerWorkerBytes: attributed / w,
-            controlPerWorkerBytes: (pt(control) - pt(base)) / w,
+            controlPerWorkerBytes: controlDelta / w,
+            driverVmpteBytes: .init(base: driverBase, control: driverControl, mapped: driverMapped),
             vmpteSumBytes: vmpteMapped, vmpteControlSumBytes: vmpteControl,
             vmpteAttributedBytes: vmpteMapped - vmpteControl,
             mappingAddress: hex(mapAddress), distinctMappingAddresses: addresses.count,
@@ -193,6 +207,19 @@ public enum Runner {
             verdict: verdict.status, reason: verdict.reason, allowedDeviationBytes: verdict.allowedDeviationBytes)
     }
 
+    /// Reading a worker's /proc files fails oddly once it has died (a zombie has no VmPTE):
+    /// report the death, which is the cause, rather than the parse error.
+    static func measuring<T>(_ pool: WorkerPool, _ body: () throws(RunError) -> T) throws(RunError) -> T {
+        do { return try body() } catch {
+            // A worker caught mid-exit is not reapable yet: give it a moment.
+            for _ in 0..<40 {
+                try pool.checkAllAlive()
+                Sys.sleep(milliseconds: 5)
+            }
+            throw error
+        }
+    }
+
     static func touchCode(_ t: TouchMode) -> ptshare_touch {
         switch t {
         case .none: return PTSHARE_TOUCH_NONE
@@ -201,6 +228,13 @@ public enum Runner {
         case .populate: return PTSHARE_TOUCH_POPULATE_READ
         case .populateWrite: return PTSHARE_TOUCH_POPULATE_WRITE
         }
+    }
+
+    static func driverVmPTE() throws(RunError) -> Int64 {
+        guard let v = try ProcFS.status(getpid()).vmPTE else {
+            throw .parse(ProcParseError(source: "/proc/self/status", line: 0, text: "", reason: "no VmPTE line"))
+        }
+        return Int64(v)
     }
 
     static func vmPTESum(_ pids: [pid_t]) throws(RunError) -> Int64 {

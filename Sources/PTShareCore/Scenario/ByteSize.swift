@@ -40,9 +40,8 @@ public struct ByteSize: Sendable, Equatable, Hashable, Comparable, CustomStringC
             }
             s = s.dropLast()
         }
-        guard !s.isEmpty, s.allSatisfy({ $0.isASCII && $0.isNumber }), let n = UInt64(s) else {
-            throw .invalid(original)
-        }
+        guard !s.isEmpty, s.allSatisfy({ $0.isASCII && $0.isNumber }) else { throw .invalid(original) }
+        guard let n = UInt64(s) else { throw .overflow(original) }
         let (v, overflow) = n.multipliedReportingOverflow(by: 1 << shift)
         if overflow { throw .overflow(original) }
         return ByteSize(v)

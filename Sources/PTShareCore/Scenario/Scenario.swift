@@ -55,7 +55,10 @@ public enum AddressMode: Sendable, Equatable, CustomStringConvertible {
         case "auto": return .auto
         case "same": return .same
         default:
-            guard s.hasPrefix("0x"), let v = UInt64(s.dropFirst(2), radix: 16), v != 0 else { return nil }
+            let digits = s.dropFirst(2)
+            guard s.hasPrefix("0x"), !digits.isEmpty, digits.allSatisfy(\.isHexDigit),
+                let v = UInt64(digits, radix: 16), v != 0
+            else { return nil }
             return .fixed(v)
         }
     }
@@ -87,8 +90,8 @@ public enum MapSharedPT {
 
     /// x86-64 mmap flag bits the kernel already defines; a MAP_SHARED_PT value must avoid them.
     static let definedBits: [(UInt32, String)] = [
-        (0x01, "MAP_SHARED"), (0x02, "MAP_PRIVATE"), (0x10, "MAP_FIXED"), (0x20, "MAP_ANONYMOUS"),
-        (0x40, "MAP_32BIT"), (0x100, "MAP_GROWSDOWN"), (0x800, "MAP_DENYWRITE"),
+        (0x0f, "the MAP_TYPE field (MAP_SHARED, MAP_PRIVATE, MAP_SHARED_VALIDATE, MAP_DROPPABLE)"),
+        (0x10, "MAP_FIXED"), (0x20, "MAP_ANONYMOUS"), (0x40, "MAP_32BIT"), (0x80, "MAP_ABOVE4G"), (0x100, "MAP_GROWSDOWN"), (0x800, "MAP_DENYWRITE"),
         (0x1000, "MAP_EXECUTABLE"), (0x2000, "MAP_LOCKED"), (0x4000, "MAP_NORESERVE"),
         (0x8000, "MAP_POPULATE"), (0x10000, "MAP_NONBLOCK"), (0x20000, "MAP_STACK"),
         (0x40000, "MAP_HUGETLB"), (0x80000, "MAP_SYNC"), (0x100000, "MAP_FIXED_NOREPLACE"),
@@ -98,7 +101,7 @@ public enum MapSharedPT {
     /// Parses `0x200000`; returns the error message for a bad or colliding value.
     public static func parse(_ text: String) -> Result<UInt32, ValidationMessage> {
         let digits = text.hasPrefix("0x") || text.hasPrefix("0X") ? String(text.dropFirst(2)) : ""
-        guard !digits.isEmpty, let v = UInt32(digits, radix: 16), v != 0 else {
+        guard !digits.isEmpty, digits.allSatisfy(\.isHexDigit), let v = UInt32(digits, radix: 16), v != 0 else {
             return .failure(.init("MAP_SHARED_PT value '\(text)' is not a hexadecimal flag like 0x200000"))
         }
         guard v.nonzeroBitCount == 1 else {

@@ -154,6 +154,11 @@ public enum Sys {
         return v
     }
 
+    /// Orphaned descendants are reparented to this process instead of init.
+    public static func setChildSubreaper(_ on: Bool) throws(SystemCallError) {
+        _ = try check(ptshare_set_child_subreaper(on ? 1 : 0), "prctl(PR_SET_CHILD_SUBREAPER)")
+    }
+
     public static func installStopHandlers() throws(SystemCallError) {
         _ = try check(ptshare_install_stop_handlers(), "sigaction")
     }

@@ -1,0 +1,278 @@
+import ArgumentParser
+import PTShareCore
+import Testing
+
+@testable import PTShareCLI
+
+/// Parses `arguments`; returns the message ArgumentParser would print, or nil when they parse.
+private func parseMessage(_ arguments: [String]) -> String? {
+    do {
+        _ = try PTShare.parseAsRoot(arguments)
+        return nil
+    } catch {
+        return PTShare.message(for: error)
+    }
+}
+
+private func parseRun(_ arguments: [String]) throws -> PTShare.Run {
+    let command = try PTShare.parseAsRoot(["run"] + arguments)
+    return try #require(command as? PTShare.Run, "parsed as \(type(of: command))")
+}
+
+/// These tests read $PTSHARE_MAP_SHARED_PT through the real environment when they parse; a
+/// value set in the test's environment would change what they see.
+private let environmentIsClean = FlagOptions.environment().isEmpty
+
+@Suite(.enabled(if: environmentIsClean, "$PTSHARE_MAP_SHARED_PT is set")) struct RunValidationTests {
+    @Test func badSize() {
+        #expect(
+            parseMessage(["run", "--size", "64Q"])
+                == "--size: invalid size '64Q': expected a number of bytes with an optional K, M, G or T suffix (binary units), e.g. 64M or 1G"
+        )
+    }
+
+    @Test func overflowingSize() {
+        #expect(parseMessage(["run", "--size", "99999999999T"]) == "--size: invalid size '99999999999T': larger than 2^64 bytes")
+    }
+
+    @Test func sizeNotPageMultiple() {
+        #expect(parseMessage(["run", "--size", "4097"]) == "--size 4097: must be a multiple of the 4 KiB page size")
+    }
+
+    @Test func zeroWorkers() {
+        #expect(parseMessage(["run", "--workers", "0"]) == "--workers 0: must be between 1 and 100000")
+        #expect(parseMessage(["run", "--workers", "100001"]) == "--workers 100001: must be between 1 and 100000")
+    }
+
+    @Test func sharedPTSize() {
+        #expect(
+            parseMessage(["run", "--share", "pt", "--size", "3M"])
+                == "--size 3M: --share pt (MAP_SHARED_PT) needs a multiple of 2M (the PMD size)")
+    }
+
+    @Test func sharedPTAddress() {
+        #expect(
+            parseMessage(["run", "--share", "pt", "--address", "0x7f0000001000"])
+                == "--address 0x7f0000001000: --share pt (MAP_SHARED_PT) needs a multiple of 0x200000 (the PMD size)")
+    }
+
+    @Test func addressNotPageAligned() {
+        #expect(
+            parseMessage(["run", "--address", "0x7f0000000010"])
+                == "--address 0x7f0000000010: must be a multiple of the 4 KiB page size")
+    }
+
+    @Test func badAddress() {
+        #expect(
+            parseMessage(["run", "--address", "nowhere"])
+                == "--address nowhere: expected auto, same or a hexadecimal address like 0x7f0000000000")
+        #expect(
+            parseMessage(["run", "--address", "0x0"])
+                == "--address 0x0: expected auto, same or a hexadecimal address like 0x7f0000000000")
+    }
+
+    @Test func dax() {
+        #expect(
+            parseMessage(["run", "--backing", "dax"])
+                == "--backing dax: not supported by this version of ptshare yet (fs-dax mappings come with the DAX issue)")
+    }
+
+    @Test func unknownBacking() throws {
+        // Rejected by ArgumentParser itself, before validate().
+        let m = try #require(parseMessage(["run", "--backing", "nfs"]))
+        #expect(m.contains("nfs"))
+    }
+
+    @Test func collidingMapSharedPTValue() {
+        #expect(
+            parseMessage(["run", "--map-shared-pt-value", "0x40000"])
+                == "--map-shared-pt-value: MAP_SHARED_PT value 0x40000 collides with MAP_HUGETLB; pick a bit the kernel does not define, like 0x200000"
+        )
+        #expect(
+            parseMessage(["run", "--map-shared-pt-value", "200000"])
+                == "--map-shared-pt-value: MAP_SHARED_PT value '200000' is not a hexadecimal flag like 0x200000")
+    }
+
+    @Test func tolerance() {
+        #expect(parseMessage(["run", "--tolerance", "2"]) == "--tolerance 2.0: must be between 0 and 1 (0.10 = 10 %)")
+        #expect(parseMessage(["run", "--tolerance", "0"]) == "--tolerance 0.0: must be between 0 and 1 (0.10 = 10 %)")
+    }
+
+    @Test func negativeSmapsWorkers() {
+        #expect(parseMessage(["run", "--smaps-workers=-1"]) == "--smaps-workers -1: must be 0 or more")
+    }
+
+    @Test func negativeHold() {
+        #expect(parseMessage(["run", "--hold=-1"]) == "--hold -1: must be 0 or more seconds")
+    }
+
+    @Test func zeroPhaseTimeout() {
+        #expect(parseMessage(["run", "--phase-timeout", "0"]) == "--phase-timeout 0: must be at least 1 second")
+        #expect(parseMessage(["run", "--phase-timeout=-5"]) == "--phase-timeout -5: must be at least 1 second")
+    }
+
+    @Test func pathWithMemfd() {
+        #expect(
+            parseMessage(["run", "--backing", "memfd", "--path", "/tmp"])
+                == "--path is for file backings (tmpfs, hugetlbfs), not --backing memfd")
+    }
+
+    @Test func scenarioErrorsComeFirst() {
+        // validate() builds the scenario before it looks at --smaps-workers.
+        #expect(parseMessage(["run", "--workers", "0", "--smaps-workers=-1"]) == "--workers 0: must be between 1 and 100000")
+    }
+
+    @Test func defaults() throws {
+        let run = try parseRun([])
+        #expect(run.backing == .memfd)
+        #expect(run.path == nil)
+        #expect(run.size == "64M")
+        #expect(run.workers == 64)
+        #expect(run.share == PTShareCore.ShareMode.none)
+        #expect(run.touch == .populate)
+        #expect(run.address == "auto")
+        #expect(run.tolerance == 0.10)
+        #expect(run.json == nil)
+        #expect(run.quiet == false)
+        #expect(run.smapsWorkers == 8)
+        #expect(run.hold == 0)
+        #expect(run.phaseTimeout == 600)
+        let s = try run.scenario()
+        #expect(s == Scenario(backing: .memfd, size: 64 << 20, workers: 64))
+    }
+
+    @Test func validRun() throws {
+        let run = try parseRun([
+            "--backing", "tmpfs", "--size", "1G", "--workers", "200", "--share", "pt", "--address", "same", "--touch",
+            "populate-write",
+        ])
+        let s = try run.scenario()
+        #expect(s.backing == .tmpfs)
+        #expect(s.path == nil)
+        #expect(s.size == 1 << 30)
+        #expect(s.workers == 200)
+        #expect(s.share == .pt)
+        #expect(s.touch == .populateWrite)
+        #expect(s.address == .same)
+        #expect(s.mapSharedPTValue == 0x200000)
+        #expect(s.tolerance == 0.10)
+        #expect(
+            s
+                == Scenario(
+                    backing: .tmpfs, size: 1 << 30, workers: 200, share: .pt, touch: .populateWrite, address: .same))
+    }
+
+    @Test func validRunWithEveryOption() throws {
+        let run = try parseRun([
+            "--backing", "hugetlbfs", "--path", "/mnt/huge", "--size", "2G", "--workers", "1", "--share", "none",
+            "--touch", "write", "--address", "0x7f0040000000", "--tolerance", "0.05", "--json", "/tmp/r.json", "--quiet",
+            "--smaps-workers", "0", "--hold", "3", "--phase-timeout", "30", "--map-shared-pt-value", "0x400000",
+        ])
+        #expect(run.json == "/tmp/r.json")
+        #expect(run.quiet)
+        #expect(run.smapsWorkers == 0)
+        #expect(run.hold == 3)
+        #expect(run.phaseTimeout == 30)
+        let s = try run.scenario()
+        #expect(
+            s
+                == Scenario(
+                    backing: .hugetlbfs, path: "/mnt/huge", size: 2 << 30, workers: 1, share: .none, touch: .write,
+                    address: .fixed(0x7f00_4000_0000), mapSharedPTValue: 0x400000, tolerance: 0.05))
+    }
+
+    @Test func anonSharedBacking() throws {
+        let s = try parseRun(["--backing", "anon-shared"]).scenario()
+        #expect(s.backing == .anonShared)
+    }
+}
+
+@Suite struct FlagOptionsTests {
+    private func options(_ arguments: [String]) throws -> FlagOptions {
+        try FlagOptions.parse(arguments)
+    }
+
+    private func message(_ body: () throws -> UInt32) -> String? {
+        do {
+            _ = try body()
+            return nil
+        } catch {
+            return PTShare.message(for: error)
+        }
+    }
+
+    @Test func defaultWithoutOptionOrEnvironment() throws {
+        #expect(try options([]).resolve(environment: [:]) == 0x200000)
+    }
+
+    @Test func environmentUsedWhenOptionAbsent() throws {
+        #expect(try options([]).resolve(environment: ["PTSHARE_MAP_SHARED_PT": "0x400000"]) == 0x400000)
+    }
+
+    @Test func optionWinsOverEnvironment() throws {
+        let o = try options(["--map-shared-pt-value", "0x800000"])
+        #expect(try o.resolve(environment: ["PTSHARE_MAP_SHARED_PT": "0x400000"]) == 0x800000)
+        // Even over a bad environment value.
+        #expect(try o.resolve(environment: ["PTSHARE_MAP_SHARED_PT": "junk"]) == 0x800000)
+    }
+
+    @Test func otherEnvironmentVariablesIgnored() throws {
+        #expect(try options([]).resolve(environment: ["MAP_SHARED_PT": "0x400000"]) == 0x200000)
+    }
+
+    @Test func badEnvironmentValue() throws {
+        let o = try options([])
+        let m = try #require(message { try o.resolve(environment: ["PTSHARE_MAP_SHARED_PT": "0x40000"]) })
+        #expect(m.hasPrefix("$PTSHARE_MAP_SHARED_PT: "))
+        #expect(
+            m
+                == "$PTSHARE_MAP_SHARED_PT: MAP_SHARED_PT value 0x40000 collides with MAP_HUGETLB; pick a bit the kernel does not define, like 0x200000"
+        )
+        let n = try #require(message { try o.resolve(environment: ["PTSHARE_MAP_SHARED_PT": "2097152"]) })
+        #expect(n == "$PTSHARE_MAP_SHARED_PT: MAP_SHARED_PT value '2097152' is not a hexadecimal flag like 0x200000")
+    }
+
+    @Test func badOptionValue() throws {
+        let o = try options(["--map-shared-pt-value", "0x3"])
+        let m = try #require(message { try o.resolve(environment: [:]) })
+        #expect(m == "--map-shared-pt-value: MAP_SHARED_PT value 0x3 must be a single bit, like 0x200000")
+    }
+
+    @Test func thrownErrorIsAValidationError() throws {
+        let o = try options(["--map-shared-pt-value", "0x3"])
+        #expect(throws: ValidationError.self) { try o.resolve(environment: [:]) }
+    }
+}
+
+@Suite(.enabled(if: environmentIsClean, "$PTSHARE_MAP_SHARED_PT is set")) struct ProbeParsingTests {
+    @Test func json() throws {
+        let command = try PTShare.parseAsRoot(["probe", "--json"])
+        let probe = try #require(command as? PTShare.Probe)
+        #expect(probe.json)
+    }
+
+    @Test func text() throws {
+        let probe = try #require(try PTShare.parseAsRoot(["probe"]) as? PTShare.Probe)
+        #expect(!probe.json)
+        #expect(probe.flag.mapSharedPTValue == nil)
+    }
+
+    @Test func mapSharedPTValue() throws {
+        let probe = try #require(
+            try PTShare.parseAsRoot(["probe", "--map-shared-pt-value", "0x400000"]) as? PTShare.Probe)
+        #expect(probe.flag.mapSharedPTValue == "0x400000")
+        #expect(
+            parseMessage(["probe", "--map-shared-pt-value", "0x40000"])
+                == "--map-shared-pt-value: MAP_SHARED_PT value 0x40000 collides with MAP_HUGETLB; pick a bit the kernel does not define, like 0x200000"
+        )
+    }
+
+    @Test func unknownSubcommand() {
+        #expect(parseMessage(["frobnicate"]) != nil)
+    }
+
+    @Test func configuration() {
+        #expect(PTShare.configuration.commandName == "ptshare")
+        #expect(PTShare.configuration.subcommands.count == 2)
+    }
+}
