@@ -40,6 +40,19 @@ static void fail(const struct ptshare_worker_plan *p, struct ptshare_worker_repo
 	_exit(1);
 }
 
+/* Blocks until the driver hands out a token (one byte) or closes its end. */
+static void wait_for_token(int fd)
+{
+	char c;
+	ssize_t n;
+
+	do {
+		n = read(fd, &c, 1);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		_exit(4);
+}
+
 /* Blocks until the driver closes its end of the pipe. */
 static void wait_for_eof(int fd)
 {
@@ -111,7 +124,7 @@ void ptshare_worker_main(const struct ptshare_worker_plan *p, uint32_t index)
 
 	r.phase = PTSHARE_PHASE_FORKED;
 	send_report(p, &r);
-	wait_for_eof(p->go_read_fd);
+	wait_for_token(p->go_read_fd);
 
 	if (p->fd < 0) {
 		addr = (void *)(uintptr_t)p->address;

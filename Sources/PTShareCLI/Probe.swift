@@ -4,7 +4,8 @@ import PTShareCore
 extension PTShare {
     public struct Probe: ParsableCommand {
         public static let configuration = CommandConfiguration(
-            abstract: "Report what the running kernel offers: MAP_SHARED_PT, hugetlb, THP, NUMA, DAX, the probe module.")
+            abstract: "Report what the running kernel offers: MAP_SHARED_PT, hugetlb, THP, NUMA, DAX, the probe module."
+        )
 
         @Flag(help: "Print JSON instead of text.")
         public var json = false
@@ -35,10 +36,13 @@ extension PTShare {
                     + "HugePages_Total \(h.total.map(String.init) ?? "n/a"), HugePages_Free \(h.free.map(String.init) ?? "n/a"), "
                     + "HugePages_Rsvd \(h.reserved.map(String.init) ?? "n/a")")
             print(
-                "PMD sharing:     \(h.pmdSharing.enabled.map { $0 ? "applies" : "does not apply" } ?? "unknown") (\(h.pmdSharing.basis))")
+                "PMD sharing:     \(h.pmdSharing.enabled.map { $0 ? "applies" : "does not apply" } ?? "unknown") (\(h.pmdSharing.basis))"
+            )
             print("hugetlbfs:       \(h.mounts.isEmpty ? "none mounted" : h.mounts.joined(separator: ", "))")
             print("shmem THP:       \(facts.shmemThp ?? "n/a (no /sys/kernel/mm/transparent_hugepage)")")
-            print("NUMA nodes:      \(facts.numaNodes.isEmpty ? "none listed" : facts.numaNodes.map(String.init).joined(separator: ", "))")
+            print(
+                "NUMA nodes:      \(facts.numaNodes.isEmpty ? "none listed" : facts.numaNodes.map(String.init).joined(separator: ", "))"
+            )
             print("DAX mounts:      \(facts.daxMounts.isEmpty ? "none" : facts.daxMounts.joined(separator: ", "))")
             print("probe module:    \(facts.probeModule)")
         }

@@ -25,7 +25,8 @@ extension PTShare {
         @Option(help: "none: MAP_SHARED; pt: MAP_SHARED_VALIDATE | MAP_SHARED_PT.")
         public var share: ShareMode = .none
 
-        @Option(help: "How workers fault the mapping in: none, read, write, populate (MADV_POPULATE_READ), populate-write.")
+        @Option(
+            help: "How workers fault the mapping in: none, read, write, populate (MADV_POPULATE_READ), populate-write.")
         public var touch: TouchMode = .populate
 
         @Option(help: "auto (kernel chooses), same (one aligned address for all, MAP_FIXED_NOREPLACE), or 0xADDRESS.")
@@ -49,6 +50,9 @@ extension PTShare {
         @Option(help: "Seconds allowed for all workers to reach each phase.")
         public var phaseTimeout: Int = 600
 
+        @Option(help: "How many workers map and touch at the same time (default: online CPUs).")
+        public var mapConcurrency: Int?
+
         @OptionGroup public var flag: FlagOptions
 
         public init() {}
@@ -56,9 +60,12 @@ extension PTShare {
         /// Everything a run needs from the command line, or the message naming what is wrong.
         public func scenario() throws -> Scenario {
             let bytes: UInt64
-            do { bytes = try ByteSize.parse(size).bytes } catch { throw ValidationError("--size: \(error.description)") }
+            do { bytes = try ByteSize.parse(size).bytes } catch {
+                throw ValidationError("--size: \(error.description)")
+            }
             guard let addr = AddressMode.parse(address) else {
-                throw ValidationError("--address \(address): expected auto, same or a hexadecimal address like 0x7f0000000000")
+                throw ValidationError(
+                    "--address \(address): expected auto, same or a hexadecimal address like 0x7f0000000000")
             }
             let s = Scenario(
                 backing: backing, path: path, size: bytes, workers: workers, share: share, touch: touch, address: addr,
@@ -71,12 +78,18 @@ extension PTShare {
             _ = try scenario()
             guard smapsWorkers >= 0 else { throw ValidationError("--smaps-workers \(smapsWorkers): must be 0 or more") }
             guard hold >= 0 else { throw ValidationError("--hold \(hold): must be 0 or more seconds") }
-            guard phaseTimeout > 0 else { throw ValidationError("--phase-timeout \(phaseTimeout): must be at least 1 second") }
+            if let c = mapConcurrency, c < 1 {
+                throw ValidationError("--map-concurrency \(c): must be at least 1")
+            }
+            guard phaseTimeout > 0 else {
+                throw ValidationError("--phase-timeout \(phaseTimeout): must be at least 1 second")
+            }
         }
 
         public func run() throws {
             let options = RunOptions(
-                scenario: try scenario(), smapsWorkers: smapsWorkers, holdSeconds: hold, phaseTimeoutSeconds: phaseTimeout)
+                scenario: try scenario(), smapsWorkers: smapsWorkers, holdSeconds: hold,
+                phaseTimeoutSeconds: phaseTimeout, mapConcurrency: mapConcurrency ?? RunOptions.defaultMapConcurrency)
             let report: RunReport
             do {
                 report = try Runner.run(options)

@@ -58,7 +58,8 @@ struct RunTests {
         #expect(probe.status == 0, "\(probe.stderr)")
         let facts = try JSONDecoder.snake.decode(KernelFacts.self, from: Data(probe.stdout.utf8))
         if facts.mapSharedPt.supported {
-            try Test.cancel("kernel \(facts.release) accepts MAP_SHARED_PT 0x200000; the refusal path cannot be exercised")
+            try Test.cancel(
+                "kernel \(facts.release) accepts MAP_SHARED_PT 0x200000; the refusal path cannot be exercised")
         }
         let d = try Driver.run(["run", "--share", "pt", "--size", "4M", "--workers", "2"])
         #expect(d.status == 3)
@@ -69,7 +70,8 @@ struct RunTests {
                 + "MAP_SHARED_PT series, or pass the value it uses with --map-shared-pt-value\n")
         // The environment variable reaches the same check.
         let e = try Driver.run(
-            ["run", "--share", "pt", "--size", "4M", "--workers", "2"], environment: ["PTSHARE_MAP_SHARED_PT": "0x400000"])
+            ["run", "--share", "pt", "--size", "4M", "--workers", "2"],
+            environment: ["PTSHARE_MAP_SHARED_PT": "0x400000"])
         #expect(e.status == 3)
         #expect(e.stderr.contains("does not honour MAP_SHARED_PT 0x400000"))
     }
@@ -77,10 +79,11 @@ struct RunTests {
     @Test func killedWorkerFailsTheRunAndNothingIsLeft() throws {
         let d = try Driver(["run", "--size", "8M", "--workers", "16", "--hold", "60"])
         var workers: [pid_t] = []
-        #expect(eventually(60) {
-            workers = mappedWorkers(of: d.pid, marker: "memfd:ptshare")
-            return workers.count == 16
-        })
+        #expect(
+            eventually(60) {
+                workers = mappedWorkers(of: d.pid, marker: "memfd:ptshare")
+                return workers.count == 16
+            })
         try #require(workers.count == 16, "stderr: \(d.stderr)")
         let victim = workers[5]
         kill(victim, SIGKILL)
@@ -93,10 +96,11 @@ struct RunTests {
     @Test func sigtermTearsDownEveryWorker() throws {
         let d = try Driver(["run", "--size", "8M", "--workers", "16", "--hold", "60"])
         var workers: [pid_t] = []
-        #expect(eventually(60) {
-            workers = mappedWorkers(of: d.pid, marker: "memfd:ptshare")
-            return workers.count == 16
-        })
+        #expect(
+            eventually(60) {
+                workers = mappedWorkers(of: d.pid, marker: "memfd:ptshare")
+                return workers.count == 16
+            })
         kill(d.pid, SIGTERM)
         #expect(try d.wait(timeoutSeconds: 30) == 128 + SIGTERM)
         #expect(d.stderr.contains("interrupted by signal 15"))
@@ -110,19 +114,21 @@ struct RunTests {
         defer { try? Sys.setChildSubreaper(false) }
         let d = try Driver(["run", "--size", "8M", "--workers", "16", "--hold", "60"])
         var workers: [pid_t] = []
-        #expect(eventually(60) {
-            workers = mappedWorkers(of: d.pid, marker: "memfd:ptshare")
-            return workers.count == 16
-        })
+        #expect(
+            eventually(60) {
+                workers = mappedWorkers(of: d.pid, marker: "memfd:ptshare")
+                return workers.count == 16
+            })
         kill(d.pid, SIGKILL)
         #expect(try d.wait() == 128 + SIGKILL)
         for w in workers {
             var st: Int32 = 0
             var reaped = false
-            #expect(eventually(10) {
-                reaped = reaped || waitpid(w, &st, WNOHANG) == w
-                return reaped || !exists(w)
-            }, "worker \(w) outlived its driver (state \(String(describing: state(w))))")
+            #expect(
+                eventually(10) {
+                    reaped = reaped || waitpid(w, &st, WNOHANG) == w
+                    return reaped || !exists(w)
+                }, "worker \(w) outlived its driver (state \(String(describing: state(w))))")
         }
     }
 
@@ -163,7 +169,10 @@ struct RunTests {
         #expect(short.stderr.contains("echo 512 > \(pool)/nr_hugepages"), "\(short.stderr)")
 
         try "512".write(toFile: pool + "/nr_hugepages", atomically: false, encoding: .utf8)
-        let got = UInt64((try String(contentsOfFile: pool + "/nr_hugepages", encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        let got =
+            UInt64(
+                (try String(contentsOfFile: pool + "/nr_hugepages", encoding: .utf8)).trimmingCharacters(
+                    in: .whitespacesAndNewlines)) ?? 0
         guard got >= 512 else { try Test.cancel("could reserve only \(got) of 512 huge pages") }
 
         // 1 GiB aligned, same file offset: one PMD table for all workers.

@@ -83,7 +83,9 @@ final class Driver {
     var stderr: String { (try? String(contentsOfFile: err, encoding: .utf8)) ?? "" }
 
     /// Runs to completion.
-    static func run(_ args: [String], environment: [String: String] = [:], timeoutSeconds: Double = 300) throws -> Driver {
+    static func run(_ args: [String], environment: [String: String] = [:], timeoutSeconds: Double = 300) throws
+        -> Driver
+    {
         let d = try Driver(args, environment: environment)
         try d.wait(timeoutSeconds: timeoutSeconds)
         return d

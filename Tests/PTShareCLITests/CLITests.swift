@@ -32,7 +32,9 @@ private let environmentIsClean = FlagOptions.environment().isEmpty
     }
 
     @Test func overflowingSize() {
-        #expect(parseMessage(["run", "--size", "99999999999T"]) == "--size: invalid size '99999999999T': larger than 2^64 bytes")
+        #expect(
+            parseMessage(["run", "--size", "99999999999T"])
+                == "--size: invalid size '99999999999T': larger than 2^64 bytes")
     }
 
     @Test func sizeNotPageMultiple() {
@@ -74,7 +76,8 @@ private let environmentIsClean = FlagOptions.environment().isEmpty
     @Test func dax() {
         #expect(
             parseMessage(["run", "--backing", "dax"])
-                == "--backing dax: not supported by this version of ptshare yet (fs-dax mappings come with the DAX issue)")
+                == "--backing dax: not supported by this version of ptshare yet (fs-dax mappings come with the DAX issue)"
+        )
     }
 
     @Test func unknownBacking() throws {
@@ -119,7 +122,9 @@ private let environmentIsClean = FlagOptions.environment().isEmpty
 
     @Test func scenarioErrorsComeFirst() {
         // validate() builds the scenario before it looks at --smaps-workers.
-        #expect(parseMessage(["run", "--workers", "0", "--smaps-workers=-1"]) == "--workers 0: must be between 1 and 100000")
+        #expect(
+            parseMessage(["run", "--workers", "0", "--smaps-workers=-1"]) == "--workers 0: must be between 1 and 100000"
+        )
     }
 
     @Test func defaults() throws {
@@ -165,7 +170,8 @@ private let environmentIsClean = FlagOptions.environment().isEmpty
     @Test func validRunWithEveryOption() throws {
         let run = try parseRun([
             "--backing", "hugetlbfs", "--path", "/mnt/huge", "--size", "2G", "--workers", "1", "--share", "none",
-            "--touch", "write", "--address", "0x7f0040000000", "--tolerance", "0.05", "--json", "/tmp/r.json", "--quiet",
+            "--touch", "write", "--address", "0x7f0040000000", "--tolerance", "0.05", "--json", "/tmp/r.json",
+            "--quiet",
             "--smaps-workers", "0", "--hold", "3", "--phase-timeout", "30", "--map-shared-pt-value", "0x400000",
         ])
         #expect(run.json == "/tmp/r.json")

@@ -65,9 +65,15 @@ private let secondGiB: UInt64 = base + pmdSpan
         // PMD: the 1 GiB span is not whole and holds the occupied page: already present.
         // PUD: likewise already present.
         // Total: 64 workers × 32 pages × 4096 = 8,388,608 bytes (8 MiB).
-        #expect(try level(r, "pte") == LevelCount(level: "pte", spans: 32, alreadyPresent: 0, perWorkerPages: 32, sharedPages: 0))
-        #expect(try level(r, "pmd") == LevelCount(level: "pmd", spans: 1, alreadyPresent: 1, perWorkerPages: 0, sharedPages: 0))
-        #expect(try level(r, "pud") == LevelCount(level: "pud", spans: 1, alreadyPresent: 1, perWorkerPages: 0, sharedPages: 0))
+        #expect(
+            try level(r, "pte")
+                == LevelCount(level: "pte", spans: 32, alreadyPresent: 0, perWorkerPages: 32, sharedPages: 0))
+        #expect(
+            try level(r, "pmd")
+                == LevelCount(level: "pmd", spans: 1, alreadyPresent: 1, perWorkerPages: 0, sharedPages: 0))
+        #expect(
+            try level(r, "pud")
+                == LevelCount(level: "pud", spans: 1, alreadyPresent: 1, perWorkerPages: 0, sharedPages: 0))
         #expect(r.perWorkerBytes == 32 * 4096)
         #expect(r.sharedBytes == 0)
         #expect(r.expectedPageTableBytes == 64 * 32 * 4096)
@@ -91,7 +97,9 @@ private let secondGiB: UInt64 = base + pmdSpan
         // (0x4200000 − 0x200000) / 0x200000 + 1 = 32 + 1 = 33 spans; the two partial ones do not
         // overlap the occupied page (it lies in [base, base + 2 MiB)), so 33 pages per worker.
         // Total: 64 × 33 × 4096 = 8,650,752 bytes.
-        #expect(try level(r, "pte") == LevelCount(level: "pte", spans: 33, alreadyPresent: 0, perWorkerPages: 33, sharedPages: 0))
+        #expect(
+            try level(r, "pte")
+                == LevelCount(level: "pte", spans: 33, alreadyPresent: 0, perWorkerPages: 33, sharedPages: 0))
         #expect(try level(r, "pmd").perWorkerPages == 0)
         #expect(try level(r, "pud").perWorkerPages == 0)
         #expect(r.expectedPageTableBytes == 64 * 33 * 4096)
@@ -108,7 +116,9 @@ private let secondGiB: UInt64 = base + pmdSpan
         // [base + 4K, base + 4M + 4K): PTE spans base, base+2M, base+4M = 3; the first is
         // partial and holds the occupied page → present; the second is whole → 1 page; the third
         // is partial, not occupied → 1 page. PMD and PUD present. 2 × 2 × 4096 = 16,384.
-        #expect(try level(r, "pte") == LevelCount(level: "pte", spans: 3, alreadyPresent: 1, perWorkerPages: 2, sharedPages: 0))
+        #expect(
+            try level(r, "pte")
+                == LevelCount(level: "pte", spans: 3, alreadyPresent: 1, perWorkerPages: 2, sharedPages: 0))
         #expect(r.expectedPageTableBytes == 16_384)
     }
 
@@ -119,9 +129,15 @@ private let secondGiB: UInt64 = base + pmdSpan
         // PTE: 1 GiB / 2 MiB = 512 pages. PMD: one whole 1 GiB span = 1 page (no sharing for
         // 4 KiB leaves). PUD: the 512 GiB span is partial, not occupied = 1 page.
         // Per worker 514 × 4096 = 2,105,344; × 10 = 21,053,440.
-        #expect(try level(r, "pte") == LevelCount(level: "pte", spans: 512, alreadyPresent: 0, perWorkerPages: 512, sharedPages: 0))
-        #expect(try level(r, "pmd") == LevelCount(level: "pmd", spans: 1, alreadyPresent: 0, perWorkerPages: 1, sharedPages: 0))
-        #expect(try level(r, "pud") == LevelCount(level: "pud", spans: 1, alreadyPresent: 0, perWorkerPages: 1, sharedPages: 0))
+        #expect(
+            try level(r, "pte")
+                == LevelCount(level: "pte", spans: 512, alreadyPresent: 0, perWorkerPages: 512, sharedPages: 0))
+        #expect(
+            try level(r, "pmd")
+                == LevelCount(level: "pmd", spans: 1, alreadyPresent: 0, perWorkerPages: 1, sharedPages: 0))
+        #expect(
+            try level(r, "pud")
+                == LevelCount(level: "pud", spans: 1, alreadyPresent: 0, perWorkerPages: 1, sharedPages: 0))
         #expect(r.perWorkerBytes == 2_105_344)
         #expect(r.sharedBytes == 0)
         #expect(r.expectedPageTableBytes == 21_053_440)
@@ -149,8 +165,12 @@ private let secondGiB: UInt64 = base + pmdSpan
         // (0 mod 1 GiB): one table for all 200 workers. PUD: present (occupied).
         // Expected: 1 × 4096 = 4096. Unshared: 200 × 1 × 4096 = 819,200.
         #expect(r.levels.map(\.level) == ["pmd", "pud"])
-        #expect(try level(r, "pmd") == LevelCount(level: "pmd", spans: 1, alreadyPresent: 0, perWorkerPages: 0, sharedPages: 1))
-        #expect(try level(r, "pud") == LevelCount(level: "pud", spans: 1, alreadyPresent: 1, perWorkerPages: 0, sharedPages: 0))
+        #expect(
+            try level(r, "pmd")
+                == LevelCount(level: "pmd", spans: 1, alreadyPresent: 0, perWorkerPages: 0, sharedPages: 1))
+        #expect(
+            try level(r, "pud")
+                == LevelCount(level: "pud", spans: 1, alreadyPresent: 1, perWorkerPages: 0, sharedPages: 0))
         #expect(r.perWorkerBytes == 0)
         #expect(r.sharedBytes == 4096)
         #expect(r.expectedPageTableBytes == 4096)
@@ -166,7 +186,9 @@ private let secondGiB: UInt64 = base + pmdSpan
                 workers: 200, address: secondGiB, size: 1 << 30, leafSize: 2 << 20, touched: true, share: .none,
                 hugetlbPMDSharing: false, occupied: [occupiedAtBase]))
         // PMD: 1 page per worker; PUD present. 200 × 4096 = 819,200.
-        #expect(try level(r, "pmd") == LevelCount(level: "pmd", spans: 1, alreadyPresent: 0, perWorkerPages: 1, sharedPages: 0))
+        #expect(
+            try level(r, "pmd")
+                == LevelCount(level: "pmd", spans: 1, alreadyPresent: 0, perWorkerPages: 1, sharedPages: 0))
         #expect(r.sharedBytes == 0)
         #expect(r.perWorkerBytes == 4096)
         #expect(r.expectedPageTableBytes == 819_200)
@@ -184,7 +206,9 @@ private let secondGiB: UInt64 = base + pmdSpan
         // [0x7f0040200000, 0x7f0080200000): PMD spans 0x7f0040000000 and 0x7f0080000000, both
         // partial, neither occupied: 2 pages per worker. PUD present.
         // 200 × 2 × 4096 = 1,638,400.
-        #expect(try level(r, "pmd") == LevelCount(level: "pmd", spans: 2, alreadyPresent: 0, perWorkerPages: 2, sharedPages: 0))
+        #expect(
+            try level(r, "pmd")
+                == LevelCount(level: "pmd", spans: 2, alreadyPresent: 0, perWorkerPages: 2, sharedPages: 0))
         #expect(r.sharedBytes == 0)
         #expect(r.expectedPageTableBytes == 1_638_400)
         #expect(r.unsharedPageTableBytes == 1_638_400)
@@ -210,8 +234,12 @@ private let secondGiB: UInt64 = base + pmdSpan
         // PMD: the 1 GiB span is partial and not occupied: 1 per worker. PUD: present.
         // Expected: 128 × 4096 + 100 × 1 × 4096 = 524,288 + 409,600 = 933,888.
         // Unshared: 100 × (128 + 1) × 4096 = 52,838,400.
-        #expect(try level(r, "pte") == LevelCount(level: "pte", spans: 128, alreadyPresent: 0, perWorkerPages: 0, sharedPages: 128))
-        #expect(try level(r, "pmd") == LevelCount(level: "pmd", spans: 1, alreadyPresent: 0, perWorkerPages: 1, sharedPages: 0))
+        #expect(
+            try level(r, "pte")
+                == LevelCount(level: "pte", spans: 128, alreadyPresent: 0, perWorkerPages: 0, sharedPages: 128))
+        #expect(
+            try level(r, "pmd")
+                == LevelCount(level: "pmd", spans: 1, alreadyPresent: 0, perWorkerPages: 1, sharedPages: 0))
         #expect(try level(r, "pud").perWorkerPages == 0)
         #expect(r.sharedBytes == 128 * 4096)
         #expect(r.perWorkerBytes == 4096)
@@ -242,7 +270,9 @@ private let secondGiB: UInt64 = base + pmdSpan
                 occupied: [occupiedAtBase], pmdMappedBytes: 4 << 20))
         // 32 whole PTE spans, 4 MiB / 2 MiB = 2 of them PMD-mapped: 30 per worker.
         // 64 × 30 × 4096 = 7,864,320.
-        #expect(try level(r, "pte") == LevelCount(level: "pte", spans: 32, alreadyPresent: 0, perWorkerPages: 30, sharedPages: 0))
+        #expect(
+            try level(r, "pte")
+                == LevelCount(level: "pte", spans: 32, alreadyPresent: 0, perWorkerPages: 30, sharedPages: 0))
         #expect(r.expectedPageTableBytes == 7_864_320)
         #expect(r.reason.contains("4M PMD-mapped by THP (no PTE table)"))
     }
@@ -255,7 +285,9 @@ private let secondGiB: UInt64 = base + pmdSpan
                 workers: 64, address: address, size: 64 << 20, fileOffset: 4096, leafSize: 4096, touched: true,
                 share: .pt, occupied: [occupiedAtBase]))
         // (span − address + 4096) mod 2 MiB = 4096 ≠ 0 for every span: 32 per worker, as (a).
-        #expect(try level(r, "pte") == LevelCount(level: "pte", spans: 32, alreadyPresent: 0, perWorkerPages: 32, sharedPages: 0))
+        #expect(
+            try level(r, "pte")
+                == LevelCount(level: "pte", spans: 32, alreadyPresent: 0, perWorkerPages: 32, sharedPages: 0))
         #expect(r.sharedBytes == 0)
         #expect(r.expectedPageTableBytes == 8_388_608)
         #expect(r.expectedPageTableBytes == r.unsharedPageTableBytes)
@@ -278,7 +310,9 @@ private let secondGiB: UInt64 = base + pmdSpan
         let r = PageTableModel.expected(
             ModelInput(workers: 3, address: secondGiB, size: 2 << 30, leafSize: 1 << 30, touched: true, share: .none))
         #expect(r.levels.map(\.level) == ["pud"])
-        #expect(try level(r, "pud") == LevelCount(level: "pud", spans: 1, alreadyPresent: 0, perWorkerPages: 1, sharedPages: 0))
+        #expect(
+            try level(r, "pud")
+                == LevelCount(level: "pud", spans: 1, alreadyPresent: 0, perWorkerPages: 1, sharedPages: 0))
         #expect(r.expectedPageTableBytes == 3 * 4096)
         #expect(r.reason.hasPrefix("1G (hugetlb) leaves"))
     }

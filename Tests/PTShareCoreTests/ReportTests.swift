@@ -31,7 +31,9 @@ private func sampleReport(smaps: Bool = true) -> RunReport {
         mappingAddress: "0x7f0000200000", distinctMappingAddresses: 1,
         meminfo: .init(base: point(1_000_000), control: point(1_262_144), mapped: point(1_409_600)),
         sampling: .init(base: sampling(1_000_000), control: sampling(1_262_144), mapped: sampling(1_409_600)),
-        numaNodes: [.init(node: 0, pageTables: .init(base: 1_000_000, control: 1_262_144, mapped: nil), attributedBytes: nil)],
+        numaNodes: [
+            .init(node: 0, pageTables: .init(base: 1_000_000, control: 1_262_144, mapped: nil), attributedBytes: nil)
+        ],
         smaps: smaps
             ? .init(
                 workersSampled: [0, 3], range: ["Rss": 64 << 20, "KernelPageSize": 4096, "AnonHugePages": 0],
@@ -41,7 +43,8 @@ private func sampleReport(smaps: Bool = true) -> RunReport {
         tool: .init(version: "0.1.0-test"),
         kernel: .init(
             release: "6.18.44-ptshare", machine: "x86_64",
-            hugetlbPmdSharing: .init(enabled: true, basis: "CONFIG_HUGETLB_PMD_PAGE_TABLE_SHARING =y in /proc/config.gz"),
+            hugetlbPmdSharing: .init(
+                enabled: true, basis: "CONFIG_HUGETLB_PMD_PAGE_TABLE_SHARING =y in /proc/config.gz"),
             shmemThp: "never"),
         scenario: .init(
             backing: "memfd", object: "memfd:ptshare", sizeBytes: 64 << 20, workers: 4, share: "pt",
@@ -53,7 +56,8 @@ private func sampleReport(smaps: Bool = true) -> RunReport {
             perWorkerBytes: model.perWorkerBytes, sharedBytes: model.sharedBytes, levels: model.levels,
             reason: model.reason, occupiedRanges: 1, pmdMappedBytes: 0),
         timings: .init(
-            spawnSeconds: 0.125, mapTouchSeconds: 0.5, readySeconds: 0.625, measureSeconds: 0.25, teardownSeconds: 0.0625,
+            spawnSeconds: 0.125, mapTouchSeconds: 0.5, readySeconds: 0.625, measureSeconds: 0.25,
+            teardownSeconds: 0.0625,
             mapNs: .init([1000, 2000, 3000]), touchNs: .init([10_000, 20_000])),
         verdict: .pass,
         reason: "measured 144.0 KiB vs model 128.0 KiB",
@@ -88,7 +92,9 @@ private func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8
             #expect(json.contains(needle), "missing \(needle)")
         }
         // No camelCase property name leaks through.
-        for camel in ["pageTablesDeltaBytes", "sizeBytes", "mapSharedPtValue", "vmpteSumBytes", "expectedPageTableBytes"] {
+        for camel in [
+            "pageTablesDeltaBytes", "sizeBytes", "mapSharedPtValue", "vmpteSumBytes", "expectedPageTableBytes",
+        ] {
             #expect(!json.contains("\"\(camel)\""), "camelCase key \(camel)")
         }
         // Keys are sorted: "allowed_deviation_bytes" comes before "kernel", "kernel" before "verdict".
@@ -209,7 +215,10 @@ private func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8
         #expect(out.hasSuffix("\n"))
         #expect(out.contains("verdict: PASS"))
         #expect(out.contains("verdict: PASS: measured 144.0 KiB vs model 128.0 KiB\n"))
-        #expect(out.hasPrefix("ptshare run: memfd 64M × 4 workers, share pt, touch populate, address same (mapped at 0x7f0000200000)\n"))
+        #expect(
+            out.hasPrefix(
+                "ptshare run: memfd 64M × 4 workers, share pt, touch populate, address same (mapped at 0x7f0000200000)\n"
+            ))
         #expect(out.contains("kernel 6.18.44-ptshare (x86_64), leaf pages 4.0 KiB, mmap flags 0x300003"))
         #expect(out.contains("hugetlb PMD sharing: on (CONFIG_HUGETLB_PMD_PAGE_TABLE_SHARING =y in /proc/config.gz)"))
         #expect(out.contains("attributed: raw - control"))

@@ -49,7 +49,8 @@ private func invalidMessage(_ s: String) -> String { "invalid size '" + s + inva
         #expect(ByteSize.ParseError.invalid("64Q").description == invalidMessage("64Q"))
         #expect(
             ByteSize.ParseError.invalid("").description
-                == "invalid size '': expected a number of bytes with an optional K, M, G or T suffix (binary units), e.g. 64M or 1G")
+                == "invalid size '': expected a number of bytes with an optional K, M, G or T suffix (binary units), e.g. 64M or 1G"
+        )
         do {
             _ = try ByteSize.parse("64Q")
             Issue.record("64Q parsed")
@@ -183,11 +184,13 @@ private func invalidMessage(_ s: String) -> String { "invalid size '" + s + inva
     @Test(arguments: ["200000", "", "0x", "0x0", "0xzz", "2097152", "0x100000000"])
     func rejectsNonHex(_ s: String) {
         #expect(
-            MapSharedPT.parse(s) == .failure(.init("MAP_SHARED_PT value '\(s)' is not a hexadecimal flag like 0x200000")))
+            MapSharedPT.parse(s)
+                == .failure(.init("MAP_SHARED_PT value '\(s)' is not a hexadecimal flag like 0x200000")))
     }
 
     @Test func rejectsMultipleBits() {
-        #expect(MapSharedPT.parse("0x3") == .failure(.init("MAP_SHARED_PT value 0x3 must be a single bit, like 0x200000")))
+        #expect(
+            MapSharedPT.parse("0x3") == .failure(.init("MAP_SHARED_PT value 0x3 must be a single bit, like 0x200000")))
         #expect(
             MapSharedPT.parse("0x600000")
                 == .failure(.init("MAP_SHARED_PT value 0x600000 must be a single bit, like 0x200000")))
@@ -307,14 +310,18 @@ private func invalidMessage(_ s: String) -> String { "invalid size '" + s + inva
     @Test func dax() {
         #expect(
             message(base(backing: .dax))
-                == "--backing dax: not supported by this version of ptshare yet (fs-dax mappings come with the DAX issue)")
+                == "--backing dax: not supported by this version of ptshare yet (fs-dax mappings come with the DAX issue)"
+        )
         #expect(
             message(base(backing: .dax, path: "/mnt/pmem"))
-                == "--backing dax: not supported by this version of ptshare yet (fs-dax mappings come with the DAX issue)")
+                == "--backing dax: not supported by this version of ptshare yet (fs-dax mappings come with the DAX issue)"
+        )
     }
 
     @Test func pathWithoutFileBacking() {
-        #expect(message(base(backing: .memfd, path: "/tmp")) == "--path is for file backings (tmpfs, hugetlbfs), not --backing memfd")
+        #expect(
+            message(base(backing: .memfd, path: "/tmp"))
+                == "--path is for file backings (tmpfs, hugetlbfs), not --backing memfd")
         #expect(
             message(base(backing: .anonShared, path: "/tmp"))
                 == "--path is for file backings (tmpfs, hugetlbfs), not --backing anon-shared")
@@ -384,11 +391,13 @@ private func invalidMessage(_ s: String) -> String { "invalid size '" + s + inva
 
         let negative = Verdict.judge(attributed: -40_960, model: m, workers: 100, tolerance: 0.10, samplingStable: true)
         #expect(negative.status == .pass)
-        let negativeOver = Verdict.judge(attributed: -40_961, model: m, workers: 100, tolerance: 0.10, samplingStable: true)
+        let negativeOver = Verdict.judge(
+            attributed: -40_961, model: m, workers: 100, tolerance: 0.10, samplingStable: true)
         #expect(negativeOver.status == .fail)
 
         // "Shared" (≈0) against "one page each" (409,600) is told apart.
-        let onePageEach = Verdict.judge(attributed: 409_600, model: m, workers: 100, tolerance: 0.10, samplingStable: true)
+        let onePageEach = Verdict.judge(
+            attributed: 409_600, model: m, workers: 100, tolerance: 0.10, samplingStable: true)
         #expect(onePageEach.status == .fail)
     }
 
@@ -396,7 +405,8 @@ private func invalidMessage(_ s: String) -> String { "invalid size '" + s + inva
     /// allowed = 8,388,608 × 0.10 = 838,860.8 → 838,861.
     @Test func relativeToleranceAboveTheFloor() {
         let m = model(expected: 8_388_608)
-        let up = Verdict.judge(attributed: 8_388_608 + 838_861, model: m, workers: 64, tolerance: 0.10, samplingStable: true)
+        let up = Verdict.judge(
+            attributed: 8_388_608 + 838_861, model: m, workers: 64, tolerance: 0.10, samplingStable: true)
         #expect(up.status == .pass)
         #expect(up.allowedDeviationBytes == 838_861)
         #expect(up.reason == "measured 8.8 MiB vs model 8.0 MiB: deviation 819.2 KiB (10.0 %), allowed ±819.2 KiB")

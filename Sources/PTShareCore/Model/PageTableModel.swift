@@ -68,7 +68,8 @@ public enum PageTableModel {
         let perWorker = Int64(levels.reduce(0) { $0 + $1.perWorkerPages }) * page
         let shared = Int64(levels.reduce(0) { $0 + $1.sharedPages }) * page
         let expected = Int64(m.workers) * perWorker + shared
-        let unsharedBytes = Int64(m.workers) * Int64(unshared.reduce(0) { $0 + $1.perWorkerPages + $1.sharedPages }) * page
+        let unsharedBytes =
+            Int64(m.workers) * Int64(unshared.reduce(0) { $0 + $1.perWorkerPages + $1.sharedPages }) * page
         return ModelResult(
             expectedPageTableBytes: expected, unsharedPageTableBytes: unsharedBytes, perWorkerBytes: perWorker,
             sharedBytes: shared, levels: levels, reason: explain(m, levels, expected))
@@ -146,7 +147,8 @@ public enum PageTableModel {
             if l.alreadyPresent > 0 { p += ", \(l.alreadyPresent) already present" }
             p += ", \(l.perWorkerPages) page(s) per worker"
             if l.sharedPages > 0 {
-                p += ", \(l.sharedPages) shared once"
+                p +=
+                    ", \(l.sharedPages) shared once"
                     + (l.level == "pte" ? " (MAP_SHARED_PT)" : " (hugetlb PMD sharing)")
             }
             parts.append(p)

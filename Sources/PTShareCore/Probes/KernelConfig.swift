@@ -25,7 +25,9 @@ public struct KernelConfig: Sendable, Equatable {
             let t = ProcText.trimmed(line.text)
             if t.first == "#" {
                 let words = ProcText.tokens(t.dropFirst())
-                if words.count == 4, words[0].hasPrefix("CONFIG_"), words[1] == "is", words[2] == "not", words[3] == "set" {
+                if words.count == 4, words[0].hasPrefix("CONFIG_"), words[1] == "is", words[2] == "not",
+                    words[3] == "set"
+                {
                     guard isOptionName(words[0]) else {
                         throw ProcText.failure(source, line, "bad option name \"\(words[0])\"")
                     }

@@ -45,7 +45,8 @@ public enum KernelProbe {
             let addr = try AddressPlanner.freeRange(size: Geometry.pmdSize, alignment: Geometry.pmdSize)
             let flags = ptshare_MAP_SHARED_VALIDATE | ptshare_MAP_FIXED_NOREPLACE | Int32(bitPattern: value)
             do {
-                let got = try Sys.mmap(addr, Geometry.pmdSize, prot: PROT_READ | PROT_WRITE, flags: flags, fd: fd, offset: 0)
+                let got = try Sys.mmap(
+                    addr, Geometry.pmdSize, prot: PROT_READ | PROT_WRITE, flags: flags, fd: fd, offset: 0)
                 try Sys.munmap(got, Geometry.pmdSize)
                 return .init(
                     value: v, supported: true, errno: nil,
@@ -53,7 +54,8 @@ public enum KernelProbe {
             } catch let e where e.errno == EOPNOTSUPP || e.errno == EINVAL {
                 return .init(
                     value: v, supported: false, errno: e.errnoName,
-                    detail: "mmap(MAP_SHARED_VALIDATE | \(v)) of a 2 MiB memfd at \(hex(addr)) failed with \(e.errnoName)")
+                    detail:
+                        "mmap(MAP_SHARED_VALIDATE | \(v)) of a 2 MiB memfd at \(hex(addr)) failed with \(e.errnoName)")
             }
         } catch { throw .system(error) }
     }
@@ -77,7 +79,9 @@ public enum KernelProbe {
         let mounts = try ProcFS.mounts()
         let thp: String?
         if let t = try? ProcFS.read("/sys/kernel/mm/transparent_hugepage/shmem_enabled") {
-            do { thp = try ThpSetting.parse(t, source: "/sys/kernel/mm/transparent_hugepage/shmem_enabled").selected } catch {
+            do {
+                thp = try ThpSetting.parse(t, source: "/sys/kernel/mm/transparent_hugepage/shmem_enabled").selected
+            } catch {
                 throw .parse(error)
             }
         } else {

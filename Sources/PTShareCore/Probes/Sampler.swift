@@ -28,10 +28,13 @@ public enum Sampler {
             let elapsed = Int((Sys.monotonicNanoseconds() - start) / 1_000_000)
             let spread = (tail.max() ?? 0) - (tail.min() ?? 0)
             if tail.count == window && spread == 0 {
-                return StableSample(meminfo: last, pageTablesSamples: samples, stable: true, spreadBytes: 0, milliseconds: elapsed)
+                return StableSample(
+                    meminfo: last, pageTablesSamples: samples, stable: true, spreadBytes: 0, milliseconds: elapsed)
             }
             if elapsed >= limitMs {
-                return StableSample(meminfo: last, pageTablesSamples: samples, stable: false, spreadBytes: spread, milliseconds: elapsed)
+                return StableSample(
+                    meminfo: last, pageTablesSamples: samples, stable: false, spreadBytes: spread, milliseconds: elapsed
+                )
             }
             if Sys.stopSignal != 0 { throw .interrupted(signal: Sys.stopSignal) }
             Sys.sleep(milliseconds: intervalMs)

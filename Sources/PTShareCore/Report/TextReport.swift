@@ -43,7 +43,8 @@ public enum TextReport {
         out.append(
             "timings: spawn \(sec(t.spawnSeconds)), map+touch \(sec(t.mapTouchSeconds)) (ready \(sec(t.readySeconds))), "
                 + "measure \(sec(t.measureSeconds)), teardown \(sec(t.teardownSeconds)); per worker mmap p50 "
-                + "\(usec(t.mapNs.median)) p99 \(usec(t.mapNs.p99)), touch p50 \(usec(t.touchNs.median)) p99 \(usec(t.touchNs.p99))")
+                + "\(usec(t.mapNs.median)) p99 \(usec(t.mapNs.p99)), touch p50 \(usec(t.touchNs.median)) p99 \(usec(t.touchNs.p99))"
+        )
         let unstable = [m.sampling.base, m.sampling.control, m.sampling.mapped].contains { !$0.stable }
         if unstable { out.append("warning: PageTables did not settle at every sampling point") }
         out.append("")

@@ -13,7 +13,9 @@ public struct BackingFile {
     public var hugepagePool: String?
 
     /// Picks the directory for a file backing and checks its file system.
-    public static func directory(for backing: Backing, path: String?, mounts: [MountEntry]) throws(RunError) -> (String, MountEntry) {
+    public static func directory(for backing: Backing, path: String?, mounts: [MountEntry]) throws(RunError) -> (
+        String, MountEntry
+    ) {
         switch backing {
         case .tmpfs:
             let dir = path ?? "/dev/shm"
@@ -24,13 +26,15 @@ public struct BackingFile {
         case .hugetlbfs:
             if let dir = path {
                 guard let m = Mounts.mountPoint(containing: dir, in: mounts), m.fsType == "hugetlbfs" else {
-                    throw .preflight("--path \(dir): not on a hugetlbfs mount (mount one with: mount -t hugetlbfs none \(dir))")
+                    throw .preflight(
+                        "--path \(dir): not on a hugetlbfs mount (mount one with: mount -t hugetlbfs none \(dir))")
                 }
                 return (dir, m)
             }
             guard let m = mounts.first(where: { $0.fsType == "hugetlbfs" }) else {
                 throw .preflight(
-                    "--backing hugetlbfs: no hugetlbfs is mounted; mount one (mount -t hugetlbfs none /dev/hugepages) or pass --path")
+                    "--backing hugetlbfs: no hugetlbfs is mounted; mount one (mount -t hugetlbfs none /dev/hugepages) or pass --path"
+                )
             }
             return (m.mountPoint, m)
         default:
@@ -62,14 +66,17 @@ public struct BackingFile {
         case .memfd, .anonShared:
             return Plan(directory: nil, leafSize: Geometry.page, hugepagePool: nil)
         case .tmpfs:
-            return Plan(directory: try directory(for: .tmpfs, path: s.path, mounts: mounts).0, leafSize: Geometry.page, hugepagePool: nil)
+            return Plan(
+                directory: try directory(for: .tmpfs, path: s.path, mounts: mounts).0, leafSize: Geometry.page,
+                hugepagePool: nil)
         case .hugetlbfs:
             let (dir, _) = try directory(for: .hugetlbfs, path: s.path, mounts: mounts)
             let leaf = try hugePageSize(of: dir)
             let pool = "/sys/kernel/mm/hugepages/hugepages-\(leaf / 1024)kB"
             guard s.size % leaf == 0 else {
                 throw .preflight(
-                    "--size \(ByteSize(s.size)): hugetlbfs at \(dir) uses \(ByteSize(leaf)) pages; the size must be a multiple of \(ByteSize(leaf))")
+                    "--size \(ByteSize(s.size)): hugetlbfs at \(dir) uses \(ByteSize(leaf)) pages; the size must be a multiple of \(ByteSize(leaf))"
+                )
             }
             try checkHugePages(pool: pool, pageSize: leaf, size: s.size)
             return Plan(directory: dir, leafSize: leaf, hugepagePool: pool)
@@ -156,14 +163,16 @@ public enum Preflight {
         let pidMax = try ProcFS.integer("/proc/sys/kernel/pid_max")
         if UInt64(s.workers) + 1000 > pidMax {
             throw .preflight(
-                "--workers \(s.workers): /proc/sys/kernel/pid_max is \(pidMax); raise it (sysctl kernel.pid_max) or use fewer workers")
+                "--workers \(s.workers): /proc/sys/kernel/pid_max is \(pidMax); raise it (sysctl kernel.pid_max) or use fewer workers"
+            )
         }
         // Root is not held to RLIMIT_NPROC.
         if geteuid() != 0 {
             let limit: UInt64
             do { limit = try Sys.nprocLimit() } catch { throw .system(error) }
             if UInt64(s.workers) >= limit {
-                throw .preflight("--workers \(s.workers): RLIMIT_NPROC (ulimit -u) is \(limit); raise it or use fewer workers")
+                throw .preflight(
+                    "--workers \(s.workers): RLIMIT_NPROC (ulimit -u) is \(limit); raise it or use fewer workers")
             }
         }
     }

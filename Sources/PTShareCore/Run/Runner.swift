@@ -8,13 +8,24 @@ public struct RunOptions: Sendable {
     /// Keep the workers mapped this long after measuring (for outside inspection).
     public var holdSeconds: Int
     public var phaseTimeoutSeconds: Int
+    /// How many workers map and touch at once.
+    public var mapConcurrency: Int
 
-    public init(scenario: Scenario, smapsWorkers: Int = 8, holdSeconds: Int = 0, phaseTimeoutSeconds: Int = 600) {
+    public init(
+        scenario: Scenario, smapsWorkers: Int = 8, holdSeconds: Int = 0, phaseTimeoutSeconds: Int = 600,
+        mapConcurrency: Int = RunOptions.defaultMapConcurrency
+    ) {
+        self.mapConcurrency = mapConcurrency
         self.scenario = scenario
         self.smapsWorkers = smapsWorkers
         self.holdSeconds = holdSeconds
         self.phaseTimeoutSeconds = phaseTimeoutSeconds
     }
+}
+
+extension RunOptions {
+    /// Online CPUs: one faulting worker per CPU keeps them busy without a runnable herd.
+    public static var defaultMapConcurrency: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 }
 
 public enum PTShareVersion {
@@ -102,13 +113,13 @@ public enum Runner {
         let vmpteControl = try measuring(pool) { () throws(RunError) in try vmPTESum(pool.pids) }
         // What the worker already maps: tables present there are not the mapping's to pay for.
         let occupied = try measuring(pool) { () throws(RunError) in
-            try ProcFS.smaps(pool.pids[0]).filter { e in (e.fields["Rss"] ?? 0) > 0 && e.start != anonMapping }
+            try ProcFS.smaps(pool.pids[0]).filter { e in Runner.holdsTables(e) && e.start != anonMapping }
                 .map { $0.start..<$0.end }
         }
 
         progress("mapping and touching \(ByteSize(s.size)) in every worker")
         let t2 = Sys.monotonicNanoseconds()
-        try pool.mapAndTouch()
+        try pool.mapAndTouch(concurrency: o.mapConcurrency)
         let t3 = Sys.monotonicNanoseconds()
         let mapped = try Sampler.stablePageTables()
         let driverMapped = try driverVmPTE()
@@ -196,7 +207,8 @@ public enum Runner {
                 leafPageSizeBytes: backing.leafSize, tolerance: s.tolerance),
             measured: measured,
             model: .init(
-                expectedPageTableBytes: model.expectedPageTableBytes, unsharedPageTableBytes: model.unsharedPageTableBytes,
+                expectedPageTableBytes: model.expectedPageTableBytes,
+                unsharedPageTableBytes: model.unsharedPageTableBytes,
                 perWorkerBytes: model.perWorkerBytes, sharedBytes: model.sharedBytes, levels: model.levels,
                 reason: model.reason, occupiedRanges: occupied.count, pmdMappedBytes: pmdMapped),
             timings: .init(
@@ -218,6 +230,12 @@ public enum Runner {
             }
             throw error
         }
+    }
+
+    /// Whether a VMA of a freshly forked worker has page tables under it: resident pages,
+    /// or a PFN/mixed map such as [vvar], whose entries fork copies but smaps counts as Rss 0.
+    public static func holdsTables(_ e: SmapsEntry) -> Bool {
+        (e.fields["Rss"] ?? 0) > 0 || e.vmFlags.contains("pf") || e.vmFlags.contains("mm")
     }
 
     static func touchCode(_ t: TouchMode) -> ptshare_touch {
@@ -273,6 +291,7 @@ public enum Runner {
         }
         let n = UInt64(idx.count)
         return .init(
-            workersSampled: idx, range: range.mapValues { $0 / n }, rollup: rollup.mapValues { $0 / n }, vmFlags: vmFlags)
+            workersSampled: idx, range: range.mapValues { $0 / n }, rollup: rollup.mapValues { $0 / n },
+            vmFlags: vmFlags)
     }
 }

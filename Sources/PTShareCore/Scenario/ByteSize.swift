@@ -18,7 +18,8 @@ public struct ByteSize: Sendable, Equatable, Hashable, Comparable, CustomStringC
         public var description: String {
             switch self {
             case .invalid(let s):
-                return "invalid size '\(s)': expected a number of bytes with an optional K, M, G or T suffix (binary units), e.g. 64M or 1G"
+                return
+                    "invalid size '\(s)': expected a number of bytes with an optional K, M, G or T suffix (binary units), e.g. 64M or 1G"
             case .overflow(let s):
                 return "invalid size '\(s)': larger than 2^64 bytes"
             }
@@ -28,7 +29,11 @@ public struct ByteSize: Sendable, Equatable, Hashable, Comparable, CustomStringC
     public static func parse(_ text: String) throws(ParseError) -> ByteSize {
         var s = Substring(text.trimmingWhitespace())
         let original = text
-        if s.uppercased().hasSuffix("IB") { s = s.dropLast(2) } else if s.uppercased().hasSuffix("B") { s = s.dropLast(1) }
+        if s.uppercased().hasSuffix("IB") {
+            s = s.dropLast(2)
+        } else if s.uppercased().hasSuffix("B") {
+            s = s.dropLast(1)
+        }
         var shift: UInt64 = 0
         if let last = s.last, last.isLetter {
             switch last {

@@ -91,7 +91,8 @@ public enum MapSharedPT {
     /// x86-64 mmap flag bits the kernel already defines; a MAP_SHARED_PT value must avoid them.
     static let definedBits: [(UInt32, String)] = [
         (0x0f, "the MAP_TYPE field (MAP_SHARED, MAP_PRIVATE, MAP_SHARED_VALIDATE, MAP_DROPPABLE)"),
-        (0x10, "MAP_FIXED"), (0x20, "MAP_ANONYMOUS"), (0x40, "MAP_32BIT"), (0x80, "MAP_ABOVE4G"), (0x100, "MAP_GROWSDOWN"), (0x800, "MAP_DENYWRITE"),
+        (0x10, "MAP_FIXED"), (0x20, "MAP_ANONYMOUS"), (0x40, "MAP_32BIT"), (0x80, "MAP_ABOVE4G"),
+        (0x100, "MAP_GROWSDOWN"), (0x800, "MAP_DENYWRITE"),
         (0x1000, "MAP_EXECUTABLE"), (0x2000, "MAP_LOCKED"), (0x4000, "MAP_NORESERVE"),
         (0x8000, "MAP_POPULATE"), (0x10000, "MAP_NONBLOCK"), (0x20000, "MAP_STACK"),
         (0x40000, "MAP_HUGETLB"), (0x80000, "MAP_SYNC"), (0x100000, "MAP_FIXED_NOREPLACE"),
@@ -108,7 +109,10 @@ public enum MapSharedPT {
             return .failure(.init("MAP_SHARED_PT value \(text) must be a single bit, like 0x200000"))
         }
         if let (_, name) = definedBits.first(where: { $0.0 & v != 0 }) {
-            return .failure(.init("MAP_SHARED_PT value \(text) collides with \(name); pick a bit the kernel does not define, like 0x200000"))
+            return .failure(
+                .init(
+                    "MAP_SHARED_PT value \(text) collides with \(name); pick a bit the kernel does not define, like 0x200000"
+                ))
         }
         return .success(v)
     }
@@ -165,17 +169,20 @@ public struct Scenario: Sendable, Equatable {
             throw ValidationMessage("--tolerance \(tolerance): must be between 0 and 1 (0.10 = 10 %)")
         }
         if backing == .dax {
-            throw ValidationMessage("--backing dax: not supported by this version of ptshare yet (fs-dax mappings come with the DAX issue)")
+            throw ValidationMessage(
+                "--backing dax: not supported by this version of ptshare yet (fs-dax mappings come with the DAX issue)")
         }
         if path != nil && !backing.isFile {
             throw ValidationMessage("--path is for file backings (tmpfs, hugetlbfs), not --backing \(backing.rawValue)")
         }
         if share == .pt {
             guard size % Geometry.pmdSize == 0 else {
-                throw ValidationMessage("--size \(ByteSize(size)): --share pt (MAP_SHARED_PT) needs a multiple of 2M (the PMD size)")
+                throw ValidationMessage(
+                    "--size \(ByteSize(size)): --share pt (MAP_SHARED_PT) needs a multiple of 2M (the PMD size)")
             }
             if case .fixed(let a) = address, a % Geometry.pmdSize != 0 {
-                throw ValidationMessage("--address \(hex(a)): --share pt (MAP_SHARED_PT) needs a multiple of 0x200000 (the PMD size)")
+                throw ValidationMessage(
+                    "--address \(hex(a)): --share pt (MAP_SHARED_PT) needs a multiple of 0x200000 (the PMD size)")
             }
         }
         if case .fixed(let a) = address, a % Geometry.page != 0 {

@@ -109,7 +109,8 @@ public enum Sys {
     }
 
     /// Reads into the start of `buffer`; returns the byte count (0 at EOF).
-    public static func read(_ fd: Int32, into buffer: inout [UInt8], path: String? = nil) throws(SystemCallError) -> Int {
+    public static func read(_ fd: Int32, into buffer: inout [UInt8], path: String? = nil) throws(SystemCallError) -> Int
+    {
         while true {
             let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
             if n >= 0 { return n }

@@ -32,7 +32,8 @@ public struct Verdict: Sendable, Equatable, Codable {
         let text =
             "measured \(ByteSize.human(attributed)) vs model \(ByteSize.human(model.expectedPageTableBytes)): "
             + "deviation \(ByteSize.human(deviation))\(pct), allowed ±\(ByteSize.human(allowed))"
-        let unstable = samplingStable ? "" : "; PageTables did not settle while sampling (another process allocating page tables?)"
+        let unstable =
+            samplingStable ? "" : "; PageTables did not settle while sampling (another process allocating page tables?)"
         if abs(deviation) <= allowed {
             return Verdict(status: .pass, reason: text + unstable, allowedDeviationBytes: allowed)
         }

@@ -2,7 +2,8 @@ import CPTShare
 import Glibc
 
 /// N forked workers that share one process group and three pipes:
-/// reports (workers → driver), go (EOF = map and touch now), release (EOF = exit).
+/// reports (workers → driver), go (one byte = one worker may map and touch now),
+/// release (EOF = exit).
 /// Every worker is reaped before the pool is dropped; `teardown()` is idempotent.
 public final class WorkerPool {
     public let count: Int
@@ -82,11 +83,29 @@ public final class WorkerPool {
         try waitFor(.forked)
     }
 
-    /// Lets every worker map and touch; returns when all report `ready`.
-    public func mapAndTouch() throws(RunError) {
+    private var tokensGiven = 0
+    private var concurrency = Int.max
+
+    /// Lets every worker map and touch, at most `concurrency` at a time (a token per worker:
+    /// a thousand runnable faulting processes on two CPUs mostly measure the scheduler);
+    /// returns when all report `ready`.
+    public func mapAndTouch(concurrency: Int) throws(RunError) {
+        self.concurrency = max(1, concurrency)
+        try handOutTokens()
+        try waitFor(.ready)
         Sys.close(go.write)
         go.write = -1
-        try waitFor(.ready)
+    }
+
+    private func handOutTokens() throws(RunError) {
+        guard go.write >= 0 else { return }
+        let ready = phase.lazy.filter { $0 == .ready }.count
+        let due = min(count, ready + concurrency) - tokensGiven
+        guard due > 0 else { return }
+        do { try Sys.write(go.write, [UInt8](repeating: 0x67, count: due), path: "go pipe") } catch {
+            throw .system(error)
+        }
+        tokensGiven += due
     }
 
     /// Fails if any worker has exited since it was forked (a crash, an OOM kill, a user's kill).
@@ -158,6 +177,7 @@ public final class WorkerPool {
             try checkStop()
             try drain(timeoutMs: 50)
             try reapExited()
+            if target == .ready { try handOutTokens() }
             if Sys.monotonicNanoseconds() - start > limit {
                 throw .timeout(
                     phase: target.description, seconds: phaseTimeoutSeconds,
