@@ -19,11 +19,16 @@ extension PTShare {
                     printError(error.description)
                     throw ExitCode(3)
                 }
-                do { print(Summary.row(try JSONOutput.decodeRun(bytes))) } catch {
+                let name = String(f.split(separator: "/").last ?? Substring(f)).replacingSuffix(".json")
+                do { print(Summary.row(try JSONOutput.decodeRun(bytes), name: name)) } catch {
                     printError("\(f): not a \(RunReport.schemaName) report: \(error)")
                     throw ExitCode(3)
                 }
             }
         }
     }
+}
+
+extension String {
+    func replacingSuffix(_ suffix: String) -> String { hasSuffix(suffix) ? String(dropLast(suffix.count)) : self }
 }

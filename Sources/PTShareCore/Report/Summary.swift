@@ -1,16 +1,17 @@
 /// One markdown table row per run report: what benchmark write-ups and CI logs quote.
 public enum Summary {
     public static let header = [
-        "| scenario | workers × size | control/worker | attributed | per worker | model | VmPTE Σ attributed "
+        "| run | scenario | workers × size | control/worker | attributed | per worker | model | VmPTE Σ attributed "
             + "| spawn | map+touch | ready | verdict |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
-    public static func row(_ r: RunReport) -> String {
+    public static func row(_ r: RunReport, name: String) -> String {
         let s = r.scenario
         let m = r.measured
         let t = r.timings
         let cells = [
+            name,
             "\(s.backing) share=\(s.share) touch=\(s.touch) addr=\(s.address)",
             "\(s.workers) × \(ByteSize(s.sizeBytes))",
             ByteSize.human(m.controlPerWorkerBytes),
