@@ -279,6 +279,15 @@ private let environmentIsClean = FlagOptions.environment().isEmpty
 
     @Test func configuration() {
         #expect(PTShare.configuration.commandName == "ptshare")
-        #expect(PTShare.configuration.subcommands.count == 2)
+        #expect(
+            PTShare.configuration.subcommands.map { $0._commandName } == [
+                "probe", "run", "summarize",
+            ])
+    }
+
+    @Test func summarizeNeedsFiles() throws {
+        let cmd = try #require(try PTShare.parseAsRoot(["summarize", "a.json", "b.json"]) as? PTShare.Summarize)
+        #expect(cmd.files == ["a.json", "b.json"])
+        #expect(parseMessage(["summarize"]) != nil)
     }
 }
