@@ -8,7 +8,7 @@ public struct PTShare: ParsableCommand {
         commandName: "ptshare",
         abstract: "Measure page-table memory of many processes mapping one shared file, against a model.",
         version: PTShareVersion.string,
-        subcommands: [Probe.self, Run.self, Summarize.self]
+        subcommands: [Probe.self, Run.self, Suite.self, VM.self, Summarize.self]
     )
 
     public init() {}
@@ -44,25 +44,6 @@ public struct FlagOptions: ParsableArguments {
     public static func environment() -> [String: String] {
         guard let v = getenv(MapSharedPT.environmentVariable) else { return [:] }
         return [MapSharedPT.environmentVariable: String(cString: v)]
-    }
-}
-
-/// Writes bytes to a file, whole or not at all (a temporary name, then rename).
-func writeFile(_ path: String, _ bytes: [UInt8]) throws {
-    let tmp = path + ".tmp.\(getpid())"
-    let fd = try Sys.open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    do {
-        try Sys.write(fd, bytes, path: tmp)
-        Sys.close(fd)
-    } catch {
-        Sys.close(fd)
-        _ = unlink(tmp)
-        throw error
-    }
-    if rename(tmp, path) != 0 {
-        let e = errno
-        _ = unlink(tmp)
-        throw SystemCallError("rename", errno: e, path: path)
     }
 }
 

@@ -98,7 +98,7 @@ extension PTShare {
                 throw ExitCode(error.exitCode)
             }
             if let json {
-                do { try writeFile(json, try JSONOutput.encode(report)) } catch {
+                do { try writeFileAtomically(json, try JSONOutput.encode(report)) } catch {
                     printError("writing \(json): \(error)")
                     throw ExitCode(3)
                 }

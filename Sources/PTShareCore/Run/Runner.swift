@@ -63,9 +63,13 @@ public enum Runner {
         switch s.address {
         case .auto: fixed = nil
         case .fixed(let a): fixed = a
-        case .same:
+        case .same, .sameSkewed:
             let align = s.size >= Geometry.pudSize ? Geometry.pudSize : Geometry.pmdSize
-            do { fixed = try AddressPlanner.freeRange(size: s.size, alignment: align) } catch { throw .system(error) }
+            var skew: UInt64 = 0
+            if case .sameSkewed(let k) = s.address { skew = k }
+            do { fixed = try AddressPlanner.freeRange(size: s.size + skew, alignment: align) + skew } catch {
+                throw .system(error)
+            }
         }
         var flags = s.share == .pt ? ptshare_MAP_SHARED_VALIDATE | Int32(bitPattern: s.mapSharedPTValue) : MAP_SHARED
         if fixed != nil { flags |= ptshare_MAP_FIXED_NOREPLACE }

@@ -47,6 +47,9 @@ public enum AddressMode: Sendable, Equatable, CustomStringConvertible {
     /// PUD size (1 GiB) for mappings of 1 GiB or more, else the PMD size (2 MiB);
     /// mapped with MAP_FIXED_NOREPLACE.
     case same
+    /// Like `same`, then moved up by a skew: `same+2M` puts a 1 GiB hugetlb mapping across two
+    /// PUD spans, neither whole, so that mainline PMD sharing cannot apply (a baseline).
+    case sameSkewed(UInt64)
     /// A user-given address, mapped with MAP_FIXED_NOREPLACE by every worker.
     case fixed(UInt64)
 
@@ -54,6 +57,11 @@ public enum AddressMode: Sendable, Equatable, CustomStringConvertible {
         switch s {
         case "auto": return .auto
         case "same": return .same
+        case _ where s.hasPrefix("same+"):
+            guard let skew = try? ByteSize.parse(String(s.dropFirst(5))).bytes, skew > 0,
+                skew % Geometry.page == 0
+            else { return nil }
+            return .sameSkewed(skew)
         default:
             let digits = s.dropFirst(2)
             guard s.hasPrefix("0x"), !digits.isEmpty, digits.allSatisfy(\.isHexDigit),
@@ -67,6 +75,7 @@ public enum AddressMode: Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .auto: return "auto"
         case .same: return "same"
+        case .sameSkewed(let skew): return "same+\(ByteSize(skew))"
         case .fixed(let a): return hex(a)
         }
     }
@@ -183,6 +192,11 @@ public struct Scenario: Sendable, Equatable {
             if case .fixed(let a) = address, a % Geometry.pmdSize != 0 {
                 throw ValidationMessage(
                     "--address \(hex(a)): --share pt (MAP_SHARED_PT) needs a multiple of 0x200000 (the PMD size)")
+            }
+            if case .sameSkewed(let skew) = address, skew % Geometry.pmdSize != 0 {
+                throw ValidationMessage(
+                    "--address \(address): --share pt (MAP_SHARED_PT) needs a skew that is a multiple of 2M (the PMD size)"
+                )
             }
         }
         if case .fixed(let a) = address, a % Geometry.page != 0 {

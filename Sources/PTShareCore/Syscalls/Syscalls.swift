@@ -155,6 +155,33 @@ public enum Sys {
         return v
     }
 
+    /// posix_spawnp with stdout (and stderr, unless inherited) sent to files; a clean signal
+    /// mask and default dispositions, as a shell would start it.
+    public static func spawn(_ argv: [String], stdout: String?, stderr: String?) throws(SystemCallError) -> pid_t {
+        var fa = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&fa)
+        defer { posix_spawn_file_actions_destroy(&fa) }
+        if let stdout { posix_spawn_file_actions_addopen(&fa, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o644) }
+        if let stderr { posix_spawn_file_actions_addopen(&fa, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o644) }
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for sig in [SIGINT, SIGTERM, SIGHUP, SIGPIPE] { sigaddset(&defaults, sig) }
+        posix_spawnattr_setsigmask(&attr, &empty)
+        posix_spawnattr_setsigdefault(&attr, &defaults)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        let cargv = argv.map { strdup($0) } + [nil]
+        defer { cargv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawnp(&pid, argv[0], &fa, &attr, cargv, environ)
+        if rc != 0 { throw SystemCallError("posix_spawnp", errno: rc, path: argv[0]) }
+        return pid
+    }
+
     /// Orphaned descendants are reparented to this process instead of init.
     public static func setChildSubreaper(_ on: Bool) throws(SystemCallError) {
         _ = try check(ptshare_set_child_subreaper(on ? 1 : 0), "prctl(PR_SET_CHILD_SUBREAPER)")

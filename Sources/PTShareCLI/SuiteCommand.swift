@@ -1,0 +1,93 @@
+import ArgumentParser
+import Glibc
+import PTShareCore
+
+extension SuiteOptions.Expectation: ExpressibleByArgument {}
+
+extension PTShare {
+    public struct Suite: ParsableCommand {
+        public static let configuration = CommandConfiguration(
+            abstract: "Run the default verification suite: \(PTShareCore.Suite.testNames.joined(separator: ", ")).",
+            discussion: """
+                Prints KTAP version 1 with --ktap (a compact list otherwise) and writes one JSON report per \
+                scenario into the results folder. Exit status 1 when any test fails.
+                """)
+
+        @Flag(help: "Print KTAP version 1 (plan, ok/not ok, # SKIP reasons, totals).")
+        public var ktap = false
+
+        @Option(help: "Results folder (default $PTSHARE_OUT, else a new folder under ./ptshare-results/).")
+        public var out: String?
+
+        @Option(help: "Workers per scenario.")
+        public var workers: Int = 200
+
+        @Option(help: "Size of the memfd scenarios.")
+        public var memfdSize: String = "64M"
+
+        @Option(help: "Size of the hugetlb scenario (1 GiB spans are what PMD sharing shares).")
+        public var hugetlbSize: String = "1G"
+
+        @Option(help: "Allowed relative deviation from the model.")
+        public var tolerance: Double = 0.10
+
+        @Option(help: "Upper bound of the harness's own page tables per worker.")
+        public var controlBound: String = "64K"
+
+        @Option(help: "What MAP_SHARED_PT should be: auto, supported, unsupported.")
+        public var expectMapSharedPt: SuiteOptions.Expectation = .auto
+
+        @Option(name: .customLong("test"), help: "Run only this test (repeatable).")
+        public var tests: [String] = []
+
+        @OptionGroup public var flag: FlagOptions
+
+        public init() {}
+
+        func options() throws -> SuiteOptions {
+            func size(_ flag: String, _ text: String) throws -> UInt64 {
+                do { return try ByteSize.parse(text).bytes } catch { throw ValidationError("\(flag): \(error)") }
+            }
+            guard workers >= 1 && workers <= Scenario.maxWorkers else {
+                throw ValidationError("--workers \(workers): must be between 1 and \(Scenario.maxWorkers)")
+            }
+            guard tolerance > 0 && tolerance < 1 else {
+                throw ValidationError("--tolerance \(tolerance): must be between 0 and 1 (0.10 = 10 %)")
+            }
+            for t in tests where !PTShareCore.Suite.testNames.contains(t) {
+                throw ValidationError(
+                    "--test \(t): unknown; the tests are \(PTShareCore.Suite.testNames.joined(separator: ", "))")
+            }
+            return SuiteOptions(
+                workers: workers, memfdSize: try size("--memfd-size", memfdSize),
+                hugetlbSize: try size("--hugetlb-size", hugetlbSize), tolerance: tolerance,
+                controlBoundBytes: Int64(try size("--control-bound", controlBound)), expectSharedPT: expectMapSharedPt,
+                mapSharedPTValue: try flag.resolve(), outDirectory: out ?? defaultResultsDirectory("suite"), only: tests
+            )
+        }
+
+        public mutating func validate() throws { _ = try options() }
+
+        public func run() throws {
+            let o = try options()
+            do { try makeDirectories(o.outDirectory) } catch {
+                printError(error.description)
+                throw ExitCode(3)
+            }
+            let results = PTShareCore.Suite.run(o) { chunk in
+                if ktap {
+                    print(chunk, terminator: "")
+                } else {
+                    for line in chunk.split(separator: "\n") {
+                        if line.hasPrefix("ok ") || line.hasPrefix("not ok ") || line.hasPrefix("# ") {
+                            print(line.hasPrefix("# ") ? "    " + line.dropFirst(2) : "" + line)
+                        }
+                    }
+                }
+                fflush(nil)  // streamed: each KTAP line as soon as its test ends
+            }
+            printStderr("ptshare suite: results in \(o.outDirectory)")
+            if results.contains(where: { $0.status == .fail }) { throw ExitCode(1) }
+        }
+    }
+}

@@ -1,0 +1,85 @@
+import ArgumentParser
+import PTShareCore
+
+extension VMOptions.Accel: ExpressibleByArgument {}
+
+extension PTShare {
+    public struct VM: ParsableCommand {
+        public static let configuration = CommandConfiguration(
+            commandName: "vm",
+            abstract: "Boot the test kernel in QEMU and run a ptshare command in the guest.",
+            discussion: """
+                Example: ptshare vm --kernel stock -- suite --ktap
+                The kernel is built (or reused from the cache) by scripts/kernel-build.sh, the initramfs by \
+                scripts/initramfs.sh. Exit status: the guest command's; 1 when the console shows a kernel \
+                problem (BUG, WARNING, Oops, panic, lockup, hung task, GPF); 3 when the VM could not run.
+                """)
+
+        @Option(help: "stock, patched, patched-debug, or the path of a bzImage.")
+        public var kernel: String = "stock"
+
+        @Option(help: "Guest memory.")
+        public var memory: String = "4G"
+
+        @Option(help: "Guest CPUs.")
+        public var cpus: Int = 2
+
+        @Option(help: "Seconds before QEMU is killed and the run fails.")
+        public var timeout: Int = 600
+
+        @Option(help: "Results folder (default a new folder under ./ptshare-results/).")
+        public var out: String?
+
+        @Option(help: "auto (KVM only when a probe boot with it reaches init), kvm, tcg.")
+        public var accel: VMOptions.Accel = .auto
+
+        @Option(help: "2 MiB huge pages reserved at boot.")
+        public var hugepages: Int = 600
+
+        @Argument(parsing: .postTerminator, help: "The ptshare command to run in the guest, after --.")
+        public var guestArguments: [String] = []
+
+        public init() {}
+
+        func options() throws -> VMOptions {
+            let mem: UInt64
+            do { mem = try ByteSize.parse(memory).bytes } catch { throw ValidationError("--memory: \(error)") }
+            guard cpus >= 1 && cpus <= 64 else { throw ValidationError("--cpus \(cpus): must be between 1 and 64") }
+            guard timeout >= 1 else { throw ValidationError("--timeout \(timeout): must be at least 1 second") }
+            guard hugepages >= 0 else { throw ValidationError("--hugepages \(hugepages): must be 0 or more") }
+            guard !guestArguments.isEmpty else {
+                throw ValidationError("no guest command: give one after --, e.g. ptshare vm -- suite --ktap")
+            }
+            guard let root = VirtualMachine.findRoot() else {
+                throw ValidationError(
+                    "cannot find scripts/kernel-build.sh above the working directory or the executable; run from the ptshare checkout or set PTSHARE_ROOT"
+                )
+            }
+            let k: VMOptions.Kernel =
+                ["stock", "patched", "patched-debug"].contains(kernel) ? .flavour(kernel) : .image(kernel)
+            return VMOptions(
+                kernel: k, memoryBytes: mem, cpus: cpus, timeoutSeconds: timeout,
+                outDirectory: out ?? "ptshare-results/vm-\(timestampForPath())", accel: accel, hugepages: hugepages,
+                guestArguments: guestArguments, root: root)
+        }
+
+        public mutating func validate() throws { _ = try options() }
+
+        public func run() throws {
+            let o = try options()
+            let r: VMResult
+            do {
+                r = try VirtualMachine.run(o) { printStderr("ptshare vm: " + $0) }
+            } catch {
+                printError(error.description)
+                printStderr("ptshare vm: results (incomplete) in \(o.outDirectory)")
+                throw ExitCode(error.exitCode)
+            }
+            printStderr(
+                "ptshare vm: \(r.accel), boot \(r.bootSeconds.map { formatFixed($0, decimals: 1) + " s" } ?? "n/a"), "
+                    + "total \(formatFixed(r.totalSeconds, decimals: 1)) s; guest exit status \(r.guestExitStatus); "
+                    + "results in \(o.outDirectory)")
+            if r.guestExitStatus != 0 { throw ExitCode(r.guestExitStatus) }
+        }
+    }
+}

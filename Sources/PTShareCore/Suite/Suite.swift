@@ -1,0 +1,239 @@
+/// The default verification suite: stable test names for CI and for tools that read KTAP.
+public struct SuiteOptions: Sendable {
+    /// What the kernel is expected to say about MAP_SHARED_PT.
+    public enum Expectation: String, Sendable, CaseIterable {
+        /// Whatever the probe says, as long as `run --share pt` agrees with it.
+        case auto
+        case supported
+        case unsupported
+    }
+
+    public var workers: Int
+    public var memfdSize: UInt64
+    public var hugetlbSize: UInt64
+    public var tolerance: Double
+    /// Upper bound of the harness's own page tables per worker.
+    public var controlBoundBytes: Int64
+    /// Least savings of the aligned hugetlb run against the skewed one.
+    public var minimumHugetlbSavings: Double
+    public var expectSharedPT: Expectation
+    public var mapSharedPTValue: UInt32
+    public var outDirectory: String
+    /// Run only these tests (all when empty).
+    public var only: [String]
+
+    public init(
+        workers: Int = 200, memfdSize: UInt64 = 64 << 20, hugetlbSize: UInt64 = 1 << 30, tolerance: Double = 0.10,
+        controlBoundBytes: Int64 = 64 << 10, minimumHugetlbSavings: Double = 0.90, expectSharedPT: Expectation = .auto,
+        mapSharedPTValue: UInt32 = MapSharedPT.defaultValue, outDirectory: String, only: [String] = []
+    ) {
+        self.workers = workers
+        self.memfdSize = memfdSize
+        self.hugetlbSize = hugetlbSize
+        self.tolerance = tolerance
+        self.controlBoundBytes = controlBoundBytes
+        self.minimumHugetlbSavings = minimumHugetlbSavings
+        self.expectSharedPT = expectSharedPT
+        self.mapSharedPTValue = mapSharedPTValue
+        self.outDirectory = outDirectory
+        self.only = only
+    }
+}
+
+public enum Suite {
+    public static let tests: [(name: String, run: @Sendable (SuiteOptions) -> KTAPResult)] = [
+        ("probe.map_shared_pt", probeMapSharedPT),
+        ("memfd.baseline.model", memfdBaseline),
+        ("hugetlb.pmd_share.savings", hugetlbPMDShare),
+        ("control.overhead", controlOverhead),
+    ]
+
+    public static var testNames: [String] { tests.map(\.name) }
+
+    /// Runs the selected tests in order, handing each KTAP chunk to `emit` as soon as it is known.
+    public static func run(_ o: SuiteOptions, emit: (String) -> Void) -> [KTAPResult] {
+        let selected = tests.filter { o.only.isEmpty || o.only.contains($0.name) }
+        emit(KTAP.header(count: selected.count))
+        var results: [KTAPResult] = []
+        for (i, t) in selected.enumerated() {
+            let r = t.run(o)
+            results.append(r)
+            emit(KTAP.result(r, number: i + 1))
+        }
+        emit(KTAP.totals(results))
+        return results
+    }
+
+    // MARK: - Tests
+
+    static func probeMapSharedPT(_ o: SuiteOptions) -> KTAPResult {
+        let name = "probe.map_shared_pt"
+        let probe: KernelFacts.SharedPT
+        do { probe = try KernelProbe.mapSharedPT(value: o.mapSharedPTValue) } catch {
+            return KTAPResult(name: name, status: .fail, diagnostics: ["probe failed: \(error)"])
+        }
+        var diag = [
+            "\(name): kernel \(release()): MAP_SHARED_PT \(probe.value) "
+                + "\(probe.supported ? "supported" : "not supported"): \(probe.detail)"
+        ]
+        switch (o.expectSharedPT, probe.supported) {
+        case (.supported, false), (.unsupported, true):
+            diag.append("\(name): expected \(o.expectSharedPT.rawValue)")
+            return KTAPResult(name: name, status: .fail, diagnostics: diag)
+        default: break
+        }
+        let s = Scenario(
+            backing: .memfd, size: 4 << 20, workers: 2, share: .pt, touch: .populate, address: .same,
+            mapSharedPTValue: o.mapSharedPTValue, tolerance: o.tolerance)
+        do {
+            let r = try Runner.run(RunOptions(scenario: s, smapsWorkers: 2))
+            let saved = save(r, o, "\(name).json")
+            diag.append("\(name): run --share pt: \(r.verdict.rawValue): \(r.reason)")
+            if let saved { diag.append(saved) }
+            let ok = probe.supported && r.verdict == .pass && saved == nil
+            if !probe.supported {
+                diag.append("\(name): the kernel refused the flag in probe but a run with it completed")
+            }
+            return KTAPResult(name: name, status: ok ? .pass : .fail, diagnostics: diag)
+        } catch let RunError.sharedPTUnsupported(value, errno, release) {
+            let e = RunError.sharedPTUnsupported(value: value, errno: errno, release: release)
+            diag.append("\(name): run --share pt refused cleanly: \(e)")
+            return KTAPResult(name: name, status: probe.supported ? .fail : .pass, diagnostics: diag)
+        } catch {
+            diag.append("\(name): run --share pt failed: \(error)")
+            return KTAPResult(name: name, status: .fail, diagnostics: diag)
+        }
+    }
+
+    static func memfdBaseline(_ o: SuiteOptions) -> KTAPResult {
+        let name = "memfd.baseline.model"
+        let s = Scenario(
+            backing: .memfd, size: o.memfdSize, workers: o.workers, touch: .populate, tolerance: o.tolerance)
+        return verdictTest(name, o, s) { _ in nil }
+    }
+
+    static func controlOverhead(_ o: SuiteOptions) -> KTAPResult {
+        let name = "control.overhead"
+        let s = Scenario(backing: .memfd, size: o.memfdSize, workers: o.workers, touch: .none, tolerance: o.tolerance)
+        return verdictTest(name, o, s) { r in
+            let per = r.measured.controlPerWorkerBytes
+            let line =
+                "\(name): harness page tables per worker \(ByteSize.human(per)), bound \(ByteSize.human(o.controlBoundBytes))"
+            return per <= o.controlBoundBytes ? .pass(line) : .fail(line)
+        }
+    }
+
+    static func hugetlbPMDShare(_ o: SuiteOptions) -> KTAPResult {
+        let name = "hugetlb.pmd_share.savings"
+        let page = Geometry.pmdSize
+        let mounts: [MountEntry]
+        do { mounts = try ProcFS.mounts() } catch {
+            return KTAPResult(name: name, status: .fail, diagnostics: ["\(name): \(error)"])
+        }
+        guard
+            let mount = mounts.first(where: {
+                $0.fsType == "hugetlbfs" && ($0.option("pagesize").map { $0 == "2M" } ?? true)
+            })
+        else {
+            return KTAPResult(
+                name: name,
+                status: .skip("no hugetlbfs with 2M pages is mounted (mount -t hugetlbfs none /dev/hugepages)"))
+        }
+        let sharing = KernelProbe.pmdSharing(machine: machine())
+        guard let enabled = sharing.enabled else {
+            return KTAPResult(
+                name: name, status: .skip("cannot tell whether hugetlb PMD sharing is compiled in: \(sharing.basis)"))
+        }
+        guard enabled else {
+            return KTAPResult(name: name, status: .skip("mainline PMD sharing is compiled out: \(sharing.basis)"))
+        }
+        let pool = "/sys/kernel/mm/hugepages/hugepages-2048kB"
+        let need = o.hugetlbSize / page
+        let free = (try? ProcFS.integer(pool + "/free_hugepages")) ?? 0
+        let resv = (try? ProcFS.integer(pool + "/resv_hugepages")) ?? 0
+        guard free >= resv && free - resv >= need else {
+            return KTAPResult(
+                name: name,
+                status: .skip(
+                    "needs \(need) free 2048 kB huge pages, \(pool) has \(free >= resv ? free - resv : 0); "
+                        + "boot with hugepages=\(need + 64) or echo \(need + 64) > \(pool)/nr_hugepages"))
+        }
+        let aligned = Scenario(
+            backing: .hugetlbfs, path: mount.mountPoint, size: o.hugetlbSize, workers: o.workers,
+            touch: .populateWrite, address: .same, tolerance: o.tolerance)
+        var skewed = aligned
+        skewed.address = .sameSkewed(page)
+        var diag: [String] = []
+        let a: RunReport
+        let u: RunReport
+        do {
+            u = try Runner.run(RunOptions(scenario: skewed))
+            a = try Runner.run(RunOptions(scenario: aligned))
+        } catch {
+            return KTAPResult(name: name, status: .fail, diagnostics: ["\(name): run failed: \(error)"])
+        }
+        let unsaved = [save(u, o, "\(name).skewed.json"), save(a, o, "\(name).json")].compactMap { $0 }
+        diag += unsaved
+        diag.append("\(name): 1 GiB-aligned: \(a.verdict.rawValue): \(a.reason)")
+        diag.append("\(name): skewed by 2 MiB (no whole 1 GiB span): \(u.verdict.rawValue): \(u.reason)")
+        let shared = a.model.levels.first { $0.level == "pmd" }?.sharedPages ?? 0
+        let savings = Savings(
+            baseline: u.measured.attributedPageTableBytes, measured: a.measured.attributedPageTableBytes)
+        let pct = savings.fraction.map { formatFixed($0 * 100, decimals: 1) + " %" } ?? "n/a"
+        diag.append(
+            "\(name): PageTables for the mapping: aligned \(ByteSize.human(a.measured.attributedPageTableBytes)), "
+                + "skewed \(ByteSize.human(u.measured.attributedPageTableBytes)); savings \(pct) "
+                + "(required \(formatFixed(o.minimumHugetlbSavings * 100, decimals: 0)) %); "
+                + "PMD tables shared by the model: \(shared)")
+        let ok =
+            a.verdict == .pass && u.verdict == .pass && shared >= 1 && unsaved.isEmpty
+            && (savings.fraction ?? 0) >= o.minimumHugetlbSavings
+        return KTAPResult(name: name, status: ok ? .pass : .fail, diagnostics: diag)
+    }
+
+    // MARK: - Helpers
+
+    enum Extra {
+        case pass(String)
+        case fail(String)
+    }
+
+    /// One run; passes when its verdict passes and `extra` (if any) agrees.
+    static func verdictTest(_ name: String, _ o: SuiteOptions, _ s: Scenario, extra: (RunReport) -> Extra?)
+        -> KTAPResult
+    {
+        let r: RunReport
+        do { r = try Runner.run(RunOptions(scenario: s)) } catch {
+            return KTAPResult(name: name, status: .fail, diagnostics: ["\(name): run failed: \(error)"])
+        }
+        let saved = save(r, o, "\(name).json")
+        var diag = [
+            "\(name): \(s.backing.rawValue) \(ByteSize(s.size)) × \(s.workers), touch \(s.touch.rawValue): "
+                + "\(r.verdict.rawValue): \(r.reason)"
+        ]
+        if let saved { diag.append(saved) }
+        var ok = r.verdict == .pass && saved == nil
+        switch extra(r) {
+        case .pass(let line)?: diag.append(line)
+        case .fail(let line)?:
+            diag.append(line)
+            ok = false
+        case nil: break
+        }
+        return KTAPResult(name: name, status: ok ? .pass : .fail, diagnostics: diag)
+    }
+
+    /// Writes a scenario's JSON; nil, or why it could not (which fails the test: the results
+    /// folder must hold what the KTAP says ran).
+    static func save(_ r: RunReport, _ o: SuiteOptions, _ file: String) -> String? {
+        do {
+            try writeFileAtomically(o.outDirectory + "/" + file, try JSONOutput.encode(r))
+            return nil
+        } catch {
+            return "could not write \(o.outDirectory)/\(file): \(error)"
+        }
+    }
+
+    static func release() -> String { (try? Sys.uname().release) ?? "unknown" }
+    static func machine() -> String { (try? Sys.uname().machine) ?? "unknown" }
+}

@@ -1,0 +1,314 @@
+import Glibc
+
+/// Boots the test kernel in QEMU with the ptshare initramfs, runs one ptshare command in the
+/// guest, and brings back its output, results and exit status.
+public struct VMOptions: Sendable {
+    public enum Kernel: Sendable, Equatable, CustomStringConvertible {
+        /// Built (or reused) by scripts/kernel-build.sh: stock, patched, patched-debug.
+        case flavour(String)
+        case image(String)
+
+        public var description: String {
+            switch self {
+            case .flavour(let f): return f
+            case .image(let p): return p
+            }
+        }
+    }
+
+    public enum Accel: String, Sendable, CaseIterable {
+        /// KVM when a probe boot with it reaches init, else TCG.
+        case auto
+        case kvm
+        case tcg
+    }
+
+    public var kernel: Kernel
+    public var memoryBytes: UInt64
+    public var cpus: Int
+    public var timeoutSeconds: Int
+    public var outDirectory: String
+    public var accel: Accel
+    /// 2 MiB huge pages reserved at boot (hugepages= on the kernel command line).
+    public var hugepages: Int
+    public var guestArguments: [String]
+    /// The checkout that holds scripts/.
+    public var root: String
+
+    public init(
+        kernel: Kernel, memoryBytes: UInt64, cpus: Int, timeoutSeconds: Int, outDirectory: String, accel: Accel,
+        hugepages: Int, guestArguments: [String], root: String
+    ) {
+        self.kernel = kernel
+        self.memoryBytes = memoryBytes
+        self.cpus = cpus
+        self.timeoutSeconds = timeoutSeconds
+        self.outDirectory = outDirectory
+        self.accel = accel
+        self.hugepages = hugepages
+        self.guestArguments = guestArguments
+        self.root = root
+    }
+}
+
+public struct VMResult: Sendable {
+    public var guestExitStatus: Int32
+    public var accel: String
+    public var accelNote: String
+    public var bootSeconds: Double?
+    public var totalSeconds: Double
+    public var kernelImage: String
+    public var consoleLog: String
+}
+
+public enum VMError: Error, CustomStringConvertible, Sendable {
+    case notFound(String)
+    case badArgument(String)
+    case scriptFailed(script: String, status: String)
+    case system(SystemCallError)
+    case qemuFailed(status: String, log: String, tail: String)
+    case timeout(seconds: Int, console: String, tail: String)
+    case noReport(console: String, tail: String)
+    case kernelProblems(lines: [String], console: String, guestStatus: Int32?)
+    case interrupted(signal: Int32)
+
+    public var description: String {
+        switch self {
+        case .notFound(let s), .badArgument(let s): return s
+        case .scriptFailed(let script, let status): return "\(script) \(status); its messages are above"
+        case .system(let e): return e.description
+        case .qemuFailed(let status, let log, let tail):
+            return "QEMU \(status) before the guest reported; \(log):\n\(tail)"
+        case .timeout(let s, let console, let tail):
+            return "the guest did not finish within \(s) s; QEMU killed. Console log \(console) ends:\n\(tail)"
+        case .noReport(let console, let tail):
+            return "the guest powered off without reporting an exit status; console log \(console) ends:\n\(tail)"
+        case .kernelProblems(let lines, let console, let status):
+            return "the kernel reported problems (guest exit status \(status.map(String.init) ?? "none")); "
+                + "console log \(console):\n" + lines.joined(separator: "\n")
+        case .interrupted(let sig): return "interrupted by signal \(sig); QEMU killed"
+        }
+    }
+
+    /// 1 when the kernel misbehaved (a test failure), 128+signal when interrupted, else 3.
+    public var exitCode: Int32 {
+        switch self {
+        case .kernelProblems: return 1
+        case .interrupted(let sig): return 128 + sig
+        default: return 3
+        }
+    }
+}
+
+public enum VirtualMachine {
+    public static let qemu = "qemu-system-x86_64"
+
+    /// The checkout holding scripts/kernel-build.sh: $PTSHARE_ROOT, else upwards from the
+    /// working directory, else upwards from the executable.
+    public static func findRoot() -> String? {
+        if let r = getenv("PTSHARE_ROOT") { return String(cString: r) }
+        var starts: [String] = []
+        var buf = [CChar](repeating: 0, count: 4096)
+        if getcwd(&buf, buf.count) != nil { starts.append(String(cString: buf)) }
+        let n = readlink("/proc/self/exe", &buf, buf.count - 1)
+        if n > 0 {
+            buf[n] = 0
+            starts.append(String(cString: buf))
+        }
+        for start in starts {
+            var dir = start
+            while !dir.isEmpty && dir != "/" {
+                if access(dir + "/scripts/kernel-build.sh", X_OK) == 0 { return dir }
+                dir = String(dir[..<(dir.lastIndex(of: "/") ?? dir.startIndex)])
+            }
+        }
+        return nil
+    }
+
+    /// The kernel command line of a run (or of the KVM probe boot).
+    public static func kernelCommandLine(hugepages: Int, bootProbe: Bool) -> String {
+        var parts = ["console=ttyS0", "panic=-1", "hugepages=\(hugepages)"]
+        if bootProbe { parts.append("ptshare.mode=bootprobe") }
+        return parts.joined(separator: " ")
+    }
+
+    public static func qemuArguments(
+        kernel: String, initramfs: String, accel: VMOptions.Accel, cpus: Int, memoryBytes: UInt64,
+        commandLine: String, console: String, share: String?
+    ) -> [String] {
+        var a = [qemu, "-machine", "pc", "-nodefaults", "-no-reboot", "-display", "none", "-monitor", "none"]
+        a += accel == .kvm ? ["-accel", "kvm", "-cpu", "max"] : ["-accel", "tcg,thread=multi", "-cpu", "max"]
+        a += ["-smp", "\(cpus)", "-m", "\(memoryBytes >> 20)M"]
+        a += ["-kernel", kernel, "-initrd", initramfs, "-append", commandLine, "-serial", "file:\(console)"]
+        if let share {
+            a += ["-virtfs", "local,path=\(share),mount_tag=ptshare,security_model=none,id=ptshare"]
+        }
+        return a
+    }
+
+    public static func run(_ o: VMOptions, log: (String) -> Void) throws(VMError) -> VMResult {
+        let start = Sys.monotonicNanoseconds()
+        guard onPath(qemu) else {
+            throw .notFound("\(qemu) not found; install it: apt-get install -y qemu-system-x86")
+        }
+        for a in o.guestArguments where a.contains("\n") {
+            throw .badArgument(
+                "guest argument \"\(a)\" contains a newline, which the guest's argument file cannot carry")
+        }
+        let minimum = UInt64(o.hugepages) * Geometry.pmdSize + (512 << 20)
+        if o.memoryBytes < minimum {
+            throw .badArgument(
+                "--memory \(ByteSize(o.memoryBytes)): too little for \(o.hugepages) huge pages (\(ByteSize(UInt64(o.hugepages) * Geometry.pmdSize))) "
+                    + "plus 512M for the kernel and the workers; use --memory \(ByteSize(minimum)) or more, or fewer --hugepages"
+            )
+        }
+        do { try Sys.installStopHandlers() } catch { throw .system(error) }
+        do { try makeDirectories(o.outDirectory) } catch { throw .system(error) }
+        let out = absolute(o.outDirectory)
+
+        let kernel = try kernelImage(o)
+        log("kernel: \(kernel)")
+        let initramfs = try script(o.root, "scripts/initramfs.sh", [])
+        log("initramfs: \(initramfs)")
+
+        // What to run, for the guest's init; stale results must not pass for new ones.
+        for f in ["exit-status", "output.txt", "console.log", "qemu.log"] { _ = unlink(out + "/" + f) }
+        do {
+            try writeFileAtomically(out + "/.ptshare-args", Array(o.guestArguments.map { $0 + "\n" }.joined().utf8))
+        } catch { throw .system(error) }
+
+        var accel = o.accel
+        var note = "requested"
+        if o.accel == .auto {
+            (accel, note) = probeKVM(kernel: kernel, initramfs: initramfs, out: out)
+        }
+        log("accelerator: \(accel.rawValue) (\(note))")
+
+        let console = out + "/console.log"
+        let args = qemuArguments(
+            kernel: kernel, initramfs: initramfs, accel: accel, cpus: o.cpus, memoryBytes: o.memoryBytes,
+            commandLine: kernelCommandLine(hugepages: o.hugepages, bootProbe: false), console: console, share: out)
+        log("booting: \(args.joined(separator: " "))")
+        let bootStart = Sys.monotonicNanoseconds()
+        let pid: pid_t
+        do { pid = try Sys.spawn(args, stdout: out + "/qemu.log", stderr: out + "/qemu.log") } catch {
+            throw .system(error)
+        }
+        var bootSeconds: Double?
+        let status = try waitFor(pid, timeoutSeconds: o.timeoutSeconds) {
+            if bootSeconds == nil, let text = try? ProcFS.read(console), text.contains("ptshare-init: kernel") {
+                bootSeconds = Double(Sys.monotonicNanoseconds() - bootStart) / 1e9
+                log("booted to init in \(formatFixed(bootSeconds!, decimals: 1)) s")
+            }
+        }
+        let consoleText = (try? ProcFS.read(console)) ?? ""
+        guard let status else {
+            throw .timeout(seconds: o.timeoutSeconds, console: console, tail: ConsoleScan.tail(consoleText))
+        }
+        let guestStatus = (try? ProcFS.read(out + "/exit-status")).flatMap { Int32($0.trimmingWhitespace()) }
+        let problems = ConsoleScan.problems(in: consoleText)
+        if !problems.isEmpty {
+            throw .kernelProblems(
+                lines: problems.map { "\(console):\($0.line): \($0.text)" }, console: console, guestStatus: guestStatus)
+        }
+        guard let guestStatus else {
+            if status != "exited with status 0" {
+                let q = (try? ProcFS.read(out + "/qemu.log")) ?? ""
+                throw .qemuFailed(status: status, log: out + "/qemu.log", tail: ConsoleScan.tail(q + consoleText))
+            }
+            throw .noReport(console: console, tail: ConsoleScan.tail(consoleText))
+        }
+        return VMResult(
+            guestExitStatus: guestStatus, accel: accel.rawValue, accelNote: note, bootSeconds: bootSeconds,
+            totalSeconds: Double(Sys.monotonicNanoseconds() - start) / 1e9, kernelImage: kernel, consoleLog: console)
+    }
+
+    /// Boots once with KVM and keeps it only if the guest reaches init quickly.
+    static func probeKVM(kernel: String, initramfs: String, out: String) -> (VMOptions.Accel, String) {
+        guard access("/dev/kvm", R_OK | W_OK) == 0 else { return (.tcg, "/dev/kvm is not usable") }
+        let console = out + "/kvm-probe.log"
+        let args = qemuArguments(
+            kernel: kernel, initramfs: initramfs, accel: .kvm, cpus: 1, memoryBytes: 256 << 20,
+            commandLine: kernelCommandLine(hugepages: 0, bootProbe: true), console: console, share: nil)
+        let t0 = Sys.monotonicNanoseconds()
+        guard let pid = try? Sys.spawn(args, stdout: out + "/kvm-probe.qemu.log", stderr: out + "/kvm-probe.qemu.log")
+        else { return (.tcg, "KVM probe could not start QEMU") }
+        var booted = false
+        let status = try? waitFor(pid, timeoutSeconds: 20) {
+            if !booted, let t = try? ProcFS.read(console), t.contains("PTSHARE-BOOT-OK") { booted = true }
+        }
+        let secs = formatFixed(Double(Sys.monotonicNanoseconds() - t0) / 1e9, decimals: 1)
+        if booted { return (.kvm, "KVM probe boot reached init in \(secs) s") }
+        let why = (status ?? nil).map { "QEMU \($0)" } ?? "no init within 20 s"
+        return (.tcg, "KVM probe boot failed (\(why), see \(console)); falling back to TCG")
+    }
+
+    /// Waits for a child; `tick` runs every 100 ms. Returns how it ended, or nil after the
+    /// timeout (the child is then killed and reaped). A stop signal kills it and throws.
+    static func waitFor(_ pid: pid_t, timeoutSeconds: Int, tick: () -> Void) throws(VMError) -> String? {
+        let deadline = Sys.monotonicNanoseconds() + UInt64(timeoutSeconds) * 1_000_000_000
+        while true {
+            var st: Int32 = 0
+            let r = Glibc.waitpid(pid, &st, WNOHANG)
+            if r == pid { return WorkerPool.describe(status: st) }
+            tick()
+            if Sys.stopSignal != 0 {
+                kill(pid, SIGKILL)
+                _ = Glibc.waitpid(pid, &st, 0)
+                throw .interrupted(signal: Sys.stopSignal)
+            }
+            if Sys.monotonicNanoseconds() > deadline {
+                kill(pid, SIGTERM)
+                Sys.sleep(milliseconds: 2000)
+                kill(pid, SIGKILL)
+                _ = Glibc.waitpid(pid, &st, 0)
+                return nil
+            }
+            Sys.sleep(milliseconds: 100)
+        }
+    }
+
+    static func kernelImage(_ o: VMOptions) throws(VMError) -> String {
+        switch o.kernel {
+        case .image(let path):
+            var st = stat()
+            guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+                throw .notFound("--kernel \(path): no such file (expected stock, patched, patched-debug or a bzImage)")
+            }
+            return absolute(path)
+        case .flavour(let f):
+            return try script(o.root, "scripts/kernel-build.sh", [f]) + "/bzImage"
+        }
+    }
+
+    /// Runs one of the project's scripts; its stderr goes to ours, the last stdout line is its answer.
+    static func script(_ root: String, _ name: String, _ args: [String]) throws(VMError) -> String {
+        let outFile = "/tmp/ptshare-script.\(getpid()).out"
+        defer { _ = unlink(outFile) }
+        let pid: pid_t
+        do { pid = try Sys.spawn(["bash", root + "/" + name] + args, stdout: outFile, stderr: nil) } catch {
+            throw .system(error)
+        }
+        guard let status = try waitFor(pid, timeoutSeconds: 4 * 3600, tick: {}) else {
+            throw .scriptFailed(script: name, status: "did not finish in 4 hours")
+        }
+        guard status == "exited with status 0" else { throw .scriptFailed(script: name, status: status) }
+        let text = (try? ProcFS.read(outFile)) ?? ""
+        guard let last = text.split(separator: "\n").last else {
+            throw .scriptFailed(script: name, status: "printed no path")
+        }
+        return String(last)
+    }
+
+    static func onPath(_ program: String) -> Bool {
+        let path = getenv("PATH").map { String(cString: $0) } ?? "/usr/bin:/bin"
+        return path.split(separator: ":").contains { access("\($0)/\(program)", X_OK) == 0 }
+    }
+
+    static func absolute(_ path: String) -> String {
+        if path.hasPrefix("/") { return path }
+        var buf = [CChar](repeating: 0, count: 4096)
+        guard getcwd(&buf, buf.count) != nil else { return path }
+        return String(cString: buf) + "/" + path
+    }
+}

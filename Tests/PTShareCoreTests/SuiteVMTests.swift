@@ -1,0 +1,108 @@
+import Testing
+
+@testable import PTShareCore
+
+@Suite struct KTAPTests {
+    @Test func documentShape() {
+        let results = [
+            KTAPResult(name: "probe.map_shared_pt", status: .pass, diagnostics: ["probe says no"]),
+            KTAPResult(name: "memfd.baseline.model", status: .fail, diagnostics: ["two\nlines"]),
+            KTAPResult(name: "hugetlb.pmd_share.savings", status: .skip("no hugetlbfs\nmounted")),
+        ]
+        var text = KTAP.header(count: results.count)
+        for (i, r) in results.enumerated() { text += KTAP.result(r, number: i + 1) }
+        text += KTAP.totals(results)
+        #expect(
+            text == """
+                KTAP version 1
+                1..3
+                # probe says no
+                ok 1 probe.map_shared_pt
+                # two
+                # lines
+                not ok 2 memfd.baseline.model
+                ok 3 hugetlb.pmd_share.savings # SKIP no hugetlbfs mounted
+                # Totals: pass:1 fail:1 xfail:0 xpass:0 skip:1 error:0
+
+                """)
+    }
+
+    @Test func suiteNamesAreStable() {
+        #expect(
+            Suite.testNames == [
+                "probe.map_shared_pt", "memfd.baseline.model", "hugetlb.pmd_share.savings", "control.overhead",
+            ])
+    }
+}
+
+@Suite struct ConsoleScanTests {
+    @Test func findsEveryPatternWithLineNumbers() {
+        let log = """
+            [    0.000000] Linux version 6.12.117-ptshare-stock-e3b0c442
+            ptshare-init: kernel 6.12.117-ptshare-stock-e3b0c442
+            [   12.5] BUG: Bad page state in process ptshare  pfn:1234
+            [   13.0] WARNING: CPU: 1 PID: 77 at mm/memory.c:1 zap_pte_range+0x10/0x20
+            [   14.0] Oops: general protection fault, probably for non-canonical address
+            [   15.0] Kernel panic - not syncing: Fatal exception
+            [   16.0] watchdog: BUG: soft lockup - CPU#0 stuck for 22s!
+            [   17.0] INFO: task ptshare:80 blocked for more than 120 seconds. hung_task
+            ok 1 memfd.baseline.model
+            """
+        let p = ConsoleScan.problems(in: log)
+        #expect(p.map(\.line) == [3, 4, 5, 6, 7, 8])
+        #expect(p[0].text == "[   12.5] BUG: Bad page state in process ptshare  pfn:1234")
+    }
+
+    @Test func cleanBootHasNone() {
+        #expect(ConsoleScan.problems(in: "ptshare-init: exit status 0\nreboot: Power down\n").isEmpty)
+    }
+
+    @Test func tailKeepsTheLastLines() {
+        #expect(ConsoleScan.tail("a\nb\n\nc\nd\n", count: 2) == "c\nd")
+    }
+}
+
+@Suite struct QEMUArgumentTests {
+    @Test func tcgRunWithResultsShare() {
+        let a = VirtualMachine.qemuArguments(
+            kernel: "/k/bzImage", initramfs: "/i.cpio.gz", accel: .tcg, cpus: 2, memoryBytes: 4 << 30,
+            commandLine: VirtualMachine.kernelCommandLine(hugepages: 600, bootProbe: false), console: "/o/console.log",
+            share: "/o")
+        #expect(
+            a == [
+                "qemu-system-x86_64", "-machine", "pc", "-nodefaults", "-no-reboot", "-display", "none", "-monitor",
+                "none",
+                "-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2", "-m", "4096M", "-kernel", "/k/bzImage",
+                "-initrd", "/i.cpio.gz", "-append", "console=ttyS0 panic=-1 hugepages=600", "-serial",
+                "file:/o/console.log", "-virtfs", "local,path=/o,mount_tag=ptshare,security_model=none,id=ptshare",
+            ])
+    }
+
+    @Test func kvmProbeBootHasNoShare() {
+        let a = VirtualMachine.qemuArguments(
+            kernel: "k", initramfs: "i", accel: .kvm, cpus: 1, memoryBytes: 256 << 20,
+            commandLine: VirtualMachine.kernelCommandLine(hugepages: 0, bootProbe: true), console: "c", share: nil)
+        #expect(a.contains("kvm"))
+        #expect(!a.contains("-virtfs"))
+        #expect(a.contains("console=ttyS0 panic=-1 hugepages=0 ptshare.mode=bootprobe"))
+    }
+}
+
+@Suite struct SkewedAddressTests {
+    @Test func parsesAndPrints() {
+        #expect(AddressMode.parse("same+2M") == .sameSkewed(2 << 20))
+        #expect(AddressMode.parse("same+2M")?.description == "same+2M")
+        #expect(AddressMode.parse("same+") == nil)
+        #expect(AddressMode.parse("same+1") == nil)
+    }
+
+    @Test func sharePTNeedsAPMDMultipleSkew() {
+        let s = Scenario(backing: .memfd, size: 4 << 20, workers: 2, share: .pt, address: .sameSkewed(4096))
+        #expect(
+            throws: ValidationMessage(
+                "--address same+4K: --share pt (MAP_SHARED_PT) needs a skew that is a multiple of 2M (the PMD size)")
+        ) {
+            try s.validate()
+        }
+    }
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Builds (or reuses) the guest initramfs: busybox-static, a static release ptshare and
+# scripts/guest/init. Cached in $PTSHARE_CACHE/initramfs by a hash of its three inputs.
+# Prints the path of the .cpio.gz on stdout.
+set -euo pipefail
+say() { echo "initramfs: $*" >&2; }
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cache="${PTSHARE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ptshare}"
+need=()
+dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "install ok installed" || need+=(busybox-static)
+command -v cpio >/dev/null || need+=(cpio)
+if ((${#need[@]})); then
+    if [ "$(id -u)" = 0 ]; then
+        say "apt-get install ${need[*]}"
+        apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
+    else
+        echo "initramfs: error: missing packages; run: sudo apt-get install -y ${need[*]}" >&2
+        exit 1
+    fi
+fi
+busybox="$(command -v busybox)"
+file -L "$busybox" 2>/dev/null | grep -q "statically linked" || busybox=/bin/busybox
+bin="${PTSHARE_STATIC_BIN:-$("$root/scripts/build-static.sh")}"
+init="$root/scripts/guest/init"
+key="$(cat "$bin" "$busybox" "$init" | sha256sum | cut -c1-16)"
+out="$cache/initramfs/$key.cpio.gz"
+if [ -f "$out" ]; then
+    say "cached: $out"
+    echo "$out"
+    exit 0
+fi
+start=$(date +%s)
+stage="$(mktemp -d)"
+trap 'rm -rf "$stage"' EXIT
+mkdir -p "$stage"/{bin,dev,proc,sys,tmp,results}
+cp "$busybox" "$stage/bin/busybox"
+cp "$bin" "$stage/bin/ptshare"
+install -m 0755 "$init" "$stage/init"
+mkdir -p "$(dirname "$out")"
+rm -f "$(dirname "$out")"/*.cpio.gz
+(cd "$stage" && find . | cpio -o -H newc --quiet | gzip -1 >"$out.tmp")
+mv "$out.tmp" "$out"
+say "built $out ($(du -h "$out" | cut -f1)) in $(($(date +%s) - start)) s"
+echo "$out"
