@@ -34,3 +34,12 @@ echo "== swift test (unit)" >&2
 swift test --skip IntegrationTests
 echo "== swift test (native integration: forks, maps, reads /proc)" >&2
 swift test --filter IntegrationTests
+
+# The suite on the stock test kernel under QEMU: a cold kernel build is ~10 min on 2 cores,
+# a cached one is reused. PTSHARE_SKIP_VM=1 leaves it out (for a quick local loop only).
+if [ "${PTSHARE_SKIP_VM:-0}" = 1 ]; then
+    echo "== VM suite: SKIPPED (PTSHARE_SKIP_VM=1)" >&2
+else
+    echo "== VM suite on the stock kernel (scripts/vm-suite.sh stock)" >&2
+    scripts/vm-suite.sh stock
+fi

@@ -50,6 +50,11 @@ extension PTShare {
         @Option(help: "Seconds allowed for all workers to reach each phase.")
         public var phaseTimeout: Int = 600
 
+        @Flag(
+            help:
+                "First run the unshared variant (share none; hugetlbfs: address moved by 2M) and report the savings.")
+        public var baseline = false
+
         @Option(help: "How many workers map and touch at the same time (default: online CPUs).")
         public var mapConcurrency: Int?
 
@@ -92,7 +97,7 @@ extension PTShare {
                 phaseTimeoutSeconds: phaseTimeout, mapConcurrency: mapConcurrency ?? RunOptions.defaultMapConcurrency)
             let report: RunReport
             do {
-                report = try Runner.run(options)
+                report = baseline ? try Runner.runWithBaseline(options) : try Runner.run(options)
             } catch {
                 printError(error.description)
                 throw ExitCode(error.exitCode)

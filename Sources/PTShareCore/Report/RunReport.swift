@@ -13,6 +13,20 @@ public struct RunReport: Sendable, Codable {
     public var verdict: VerdictStatus
     public var reason: String
     public var allowedDeviationBytes: Int64
+    /// The unshared run of the same scenario, when `--baseline` measured one.
+    public var baseline: Baseline?
+    public var savings: Savings?
+
+    /// What the baseline run was and what it measured.
+    public struct Baseline: Sendable, Codable {
+        public var share: String
+        public var address: String
+        public var mappingAddress: String
+        public var attributedPageTableBytes: Int64
+        public var expectedPageTableBytes: Int64
+        public var verdict: VerdictStatus
+        public var reason: String
+    }
 
     public struct Tool: Sendable, Codable {
         public var name = "ptshare"

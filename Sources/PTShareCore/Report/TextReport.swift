@@ -47,6 +47,13 @@ public enum TextReport {
         )
         let unstable = [m.sampling.base, m.sampling.control, m.sampling.mapped].contains { !$0.stable }
         if unstable { out.append("warning: PageTables did not settle at every sampling point") }
+        if let b = r.baseline, let s = r.savings {
+            out.append(
+                "baseline (share \(b.share), address \(b.address) at \(b.mappingAddress)): attributed "
+                    + "\(ByteSize.human(b.attributedPageTableBytes)), model \(ByteSize.human(b.expectedPageTableBytes)), "
+                    + "\(b.verdict.rawValue); savings \(s.fraction.map { formatFixed($0 * 100, decimals: 1) + " %" } ?? "n/a")"
+            )
+        }
         out.append("")
         out.append("verdict: \(r.verdict.rawValue.uppercased()): \(r.reason)")
         return out.joined(separator: "\n") + "\n"

@@ -242,6 +242,44 @@ public enum Runner {
         (e.fields["Rss"] ?? 0) > 0 || e.vmFlags.contains("pf") || e.vmFlags.contains("mm")
     }
 
+    /// The unshared variant of a scenario: plain MAP_SHARED; for hugetlbfs, the address moved by
+    /// one huge page so that no 1 GiB span is whole and mainline PMD sharing cannot apply.
+    public static func baselineScenario(of s: Scenario) -> Scenario {
+        var b = s
+        b.share = .none
+        if s.backing == .hugetlbfs {
+            switch s.address {
+            case .same: b.address = .sameSkewed(Geometry.pmdSize)
+            case .fixed(let a): b.address = .fixed(a + Geometry.pmdSize)
+            case .auto, .sameSkewed: break
+            }
+        }
+        return b
+    }
+
+    /// Runs the baseline first, then the scenario, and reports the savings of the latter.
+    public static func runWithBaseline(_ o: RunOptions, progress: (String) -> Void = { _ in }) throws(RunError)
+        -> RunReport
+    {
+        var bo = o
+        bo.scenario = baselineScenario(of: o.scenario)
+        bo.holdSeconds = 0
+        progress("baseline: share \(bo.scenario.share.rawValue), address \(bo.scenario.address)")
+        let b = try run(bo, progress: progress)
+        var r = try run(o, progress: progress)
+        r.baseline = .init(
+            share: b.scenario.share, address: b.scenario.address, mappingAddress: b.measured.mappingAddress,
+            attributedPageTableBytes: b.measured.attributedPageTableBytes,
+            expectedPageTableBytes: b.model.expectedPageTableBytes, verdict: b.verdict, reason: b.reason)
+        r.savings = Savings(
+            baseline: b.measured.attributedPageTableBytes, measured: r.measured.attributedPageTableBytes)
+        if b.verdict != .pass && r.verdict == .pass {
+            r.verdict = b.verdict
+            r.reason = "baseline: " + b.reason
+        }
+        return r
+    }
+
     static func touchCode(_ t: TouchMode) -> ptshare_touch {
         switch t {
         case .none: return PTSHARE_TOUCH_NONE
