@@ -179,7 +179,7 @@ struct RunTests {
         let json = tempPath("huge.json")
         let d = try Driver.run([
             "run", "--backing", "hugetlbfs", "--path", dir, "--size", "1G", "--workers", "64", "--address", "same",
-            "--touch", "populate-write", "--json", json,
+            "--touch", "populate-write", "--baseline", "--json", json,
         ])
         let r = try readReport(json)
         #expect(d.status == 0, "\(d.stderr) \(d.stdout)")
@@ -193,6 +193,10 @@ struct RunTests {
         #expect(r.measured.smaps?.range["KernelPageSize"] == 2 << 20)
         // Per-process VmPTE counts the shared PMD page in every sharer.
         #expect(r.measured.vmpteAttributedBytes >= 64 * 4096)
+        // The baseline (same address moved by 2 MiB) has no whole 1 GiB span: one PMD page each.
+        #expect(r.baseline?.address == "same+2M")
+        #expect(r.baseline?.verdict == .pass, "\(r.baseline?.reason ?? "no baseline")")
+        #expect((r.savings?.fraction ?? 0) >= 0.9, "\(String(describing: r.savings))")
 
         // Kernel-chosen address: not 1 GiB aligned, so no whole PUD span and no sharing.
         let autoJSON = tempPath("huge-auto.json")

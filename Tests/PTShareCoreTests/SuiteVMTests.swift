@@ -106,3 +106,30 @@ import Testing
         }
     }
 }
+
+@Suite struct FragmentCheckTests {
+    @Test func reportsWhatTheConfigContradicts() throws {
+        let fragment = """
+            # comment
+            CONFIG_ADVISE_SYSCALLS=y
+            CONFIG_NR_CPUS=64
+            CONFIG_HUGETLBFS=y
+            CONFIG_9P_FS=y
+            # CONFIG_LOCALVERSION_AUTO is not set
+            """
+        let config = try KernelConfig.parse(
+            """
+            # CONFIG_ADVISE_SYSCALLS is not set
+            CONFIG_NR_CPUS=2
+            CONFIG_HUGETLBFS=y
+            CONFIG_LOCALVERSION_AUTO=y
+            """)
+        #expect(
+            FragmentCheck.missing(fragment: fragment, config: config) == [
+                "CONFIG_ADVISE_SYSCALLS=y (got: not set)",
+                "CONFIG_NR_CPUS=64 (got: 2)",
+                "CONFIG_9P_FS=y (got: absent)",
+                "# CONFIG_LOCALVERSION_AUTO is not set (got: y)",
+            ])
+    }
+}

@@ -275,9 +275,37 @@ public enum VirtualMachine {
             guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
                 throw .notFound("--kernel \(path): no such file (expected stock, patched, patched-debug or a bzImage)")
             }
+            try checkConfig(besides: absolute(path), root: o.root)
             return absolute(path)
         case .flavour(let f):
             return try script(o.root, "scripts/kernel-build.sh", [f]) + "/bzImage"
+        }
+    }
+
+    /// A kernel given by path is checked against kmod/ptshare.config when its config sits beside
+    /// it (`config`, as the build cache keeps it, or `.config`); a missing option is an error.
+    static func checkConfig(besides image: String, root: String) throws(VMError) {
+        let dir = String(image[..<(image.lastIndex(of: "/") ?? image.startIndex)])
+        guard
+            let (text, path) = ["config", ".config"].lazy.compactMap({ name -> (String, String)? in
+                (try? ProcFS.read(dir + "/" + name)).map { ($0, dir + "/" + name) }
+            }).first
+        else {
+            printStderr("ptshare vm: note: no config beside \(image); its options are not checked before boot")
+            return
+        }
+        guard let fragment = try? ProcFS.read(root + "/kmod/ptshare.config") else {
+            throw .notFound("\(root)/kmod/ptshare.config not readable")
+        }
+        let config: KernelConfig
+        do { config = try KernelConfig.parse(text, source: path) } catch {
+            throw .badArgument("--kernel: \(error)")
+        }
+        let missing = FragmentCheck.missing(fragment: fragment, config: config)
+        if !missing.isEmpty {
+            throw .badArgument(
+                "--kernel \(image): \(path) lacks what the guest needs (kmod/ptshare.config):\n"
+                    + missing.joined(separator: "\n"))
         }
     }
 
