@@ -281,7 +281,7 @@ private let environmentIsClean = FlagOptions.environment().isEmpty
         #expect(PTShare.configuration.commandName == "ptshare")
         #expect(
             PTShare.configuration.subcommands.map { $0._commandName } == [
-                "probe", "run", "summarize",
+                "probe", "run", "suite", "vm", "summarize",
             ])
     }
 

@@ -17,7 +17,7 @@ private func sampleReport(smaps: Bool = true) -> RunReport {
         RunReport.Sampling(
             StableSample(
                 meminfo: Meminfo(fields: ["PageTables": pageTables]), pageTablesSamples: [pageTables, pageTables],
-                stable: stable, spreadBytes: 0, milliseconds: 50))
+                stable: stable, spreadBytes: 0, milliseconds: 50, statRefresh: true))
     }
     let model = PageTableModel.expected(
         ModelInput(

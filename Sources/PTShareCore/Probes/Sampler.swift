@@ -9,6 +9,8 @@ public struct StableSample: Sendable {
     /// max − min of the last `window` readings.
     public var spreadBytes: UInt64
     public var milliseconds: Int
+    /// Whether per-CPU vmstat deltas were folded (/proc/sys/vm/stat_refresh) before each reading.
+    public var statRefresh: Bool
 }
 
 public enum Sampler {
@@ -18,7 +20,9 @@ public enum Sampler {
         let start = Sys.monotonicNanoseconds()
         var samples: [UInt64] = []
         var last: Meminfo
+        var refreshed = true
         while true {
+            refreshed = ProcFS.refreshVMStats() && refreshed
             last = try ProcFS.meminfo()
             guard let pt = last.pageTables else {
                 throw .parse(ProcParseError(source: "/proc/meminfo", line: 0, text: "", reason: "no PageTables line"))
@@ -29,12 +33,14 @@ public enum Sampler {
             let spread = (tail.max() ?? 0) - (tail.min() ?? 0)
             if tail.count == window && spread == 0 {
                 return StableSample(
-                    meminfo: last, pageTablesSamples: samples, stable: true, spreadBytes: 0, milliseconds: elapsed)
+                    meminfo: last, pageTablesSamples: samples, stable: true, spreadBytes: 0, milliseconds: elapsed,
+                    statRefresh: refreshed)
             }
             if elapsed >= limitMs {
                 return StableSample(
-                    meminfo: last, pageTablesSamples: samples, stable: false, spreadBytes: spread, milliseconds: elapsed
-                )
+                    meminfo: last, pageTablesSamples: samples, stable: false, spreadBytes: spread,
+                    milliseconds: elapsed,
+                    statRefresh: refreshed)
             }
             if Sys.stopSignal != 0 { throw .interrupted(signal: Sys.stopSignal) }
             Sys.sleep(milliseconds: intervalMs)

@@ -85,8 +85,12 @@ public struct RunReport: Sendable, Codable {
         public var stable: Bool
         public var spreadBytes: UInt64
         public var milliseconds: Int
+        /// Per-CPU vmstat deltas folded before every reading (root); false: PageTables may be
+        /// off by the per-CPU threshold times the CPU count.
+        public var statRefresh: Bool
 
         public init(_ s: StableSample) {
+            statRefresh = s.statRefresh
             pageTablesSamples = s.pageTablesSamples
             stable = s.stable
             spreadBytes = s.spreadBytes

@@ -47,6 +47,11 @@ public enum TextReport {
         )
         let unstable = [m.sampling.base, m.sampling.control, m.sampling.mapped].contains { !$0.stable }
         if unstable { out.append("warning: PageTables did not settle at every sampling point") }
+        if [m.sampling.base, m.sampling.control, m.sampling.mapped].contains(where: { !$0.statRefresh }) {
+            out.append(
+                "warning: per-CPU vmstat deltas were not folded (/proc/sys/vm/stat_refresh needs root): "
+                    + "PageTables may be off by a few dozen pages")
+        }
         if let b = r.baseline, let s = r.savings {
             out.append(
                 "baseline (share \(b.share), address \(b.address) at \(b.mappingAddress)): attributed "
