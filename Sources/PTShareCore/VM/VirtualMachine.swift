@@ -148,9 +148,7 @@ public enum VirtualMachine {
 
     public static func run(_ o: VMOptions, log: (String) -> Void) throws(VMError) -> VMResult {
         let start = Sys.monotonicNanoseconds()
-        guard onPath(qemu) else {
-            throw .notFound("\(qemu) not found; install it: apt-get install -y qemu-system-x86")
-        }
+        // Cheap input errors first, before QEMU is looked for or a kernel build starts.
         for a in o.guestArguments where a.contains("\n") {
             throw .badArgument(
                 "guest argument \"\(a)\" contains a newline, which the guest's argument file cannot carry")
@@ -161,6 +159,10 @@ public enum VirtualMachine {
                 "--memory \(ByteSize(o.memoryBytes)): too little for \(o.hugepages) huge pages (\(ByteSize(UInt64(o.hugepages) * Geometry.pmdSize))) "
                     + "plus 512M for the kernel and the workers; use --memory \(ByteSize(minimum)) or more, or fewer --hugepages"
             )
+        }
+        if case .image = o.kernel { _ = try kernelImage(o) }
+        guard onPath(qemu) else {
+            throw .notFound("\(qemu) not found; install it: apt-get install -y qemu-system-x86")
         }
         do { try Sys.installStopHandlers() } catch { throw .system(error) }
         do { try makeDirectories(o.outDirectory) } catch { throw .system(error) }
