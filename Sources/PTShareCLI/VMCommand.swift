@@ -71,10 +71,13 @@ extension PTShare {
             do {
                 r = try VirtualMachine.run(o) { printStderr("ptshare vm: " + $0) }
             } catch {
+                if let text = try? ProcFS.read(o.outDirectory + "/output.txt") { print(text, terminator: "") }
                 printError(error.description)
                 printStderr("ptshare vm: results (incomplete) in \(o.outDirectory)")
                 throw ExitCode(error.exitCode)
             }
+            // The guest command's own output (KTAP for the suite) belongs on our stdout.
+            if let text = try? ProcFS.read(o.outDirectory + "/output.txt") { print(text, terminator: "") }
             printStderr(
                 "ptshare vm: \(r.accel), boot \(r.bootSeconds.map { formatFixed($0, decimals: 1) + " s" } ?? "n/a"), "
                     + "total \(formatFixed(r.totalSeconds, decimals: 1)) s; guest exit status \(r.guestExitStatus); "
