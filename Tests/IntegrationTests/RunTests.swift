@@ -77,14 +77,7 @@ struct RunTests {
     }
 
     @Test func killedWorkerFailsTheRunAndNothingIsLeft() throws {
-        let d = try Driver(["run", "--size", "8M", "--workers", "16", "--hold", "60"])
-        var workers: [pid_t] = []
-        #expect(
-            eventually(60) {
-                workers = mappedWorkers(of: d.pid, marker: "memfd:ptshare")
-                return workers.count == 16
-            })
-        try #require(workers.count == 16, "stderr: \(d.stderr)")
+        let (d, workers) = try holdingDriver()
         let victim = workers[5]
         kill(victim, SIGKILL)
         let code = try d.wait(timeoutSeconds: 30)
@@ -94,13 +87,7 @@ struct RunTests {
     }
 
     @Test func sigtermTearsDownEveryWorker() throws {
-        let d = try Driver(["run", "--size", "8M", "--workers", "16", "--hold", "60"])
-        var workers: [pid_t] = []
-        #expect(
-            eventually(60) {
-                workers = mappedWorkers(of: d.pid, marker: "memfd:ptshare")
-                return workers.count == 16
-            })
+        let (d, workers) = try holdingDriver()
         kill(d.pid, SIGTERM)
         #expect(try d.wait(timeoutSeconds: 30) == 128 + SIGTERM)
         #expect(d.stderr.contains("interrupted by signal 15"))
@@ -112,13 +99,7 @@ struct RunTests {
         // the subreaper so orphans are reparented here and can be checked and reaped.
         try Sys.setChildSubreaper(true)
         defer { try? Sys.setChildSubreaper(false) }
-        let d = try Driver(["run", "--size", "8M", "--workers", "16", "--hold", "60"])
-        var workers: [pid_t] = []
-        #expect(
-            eventually(60) {
-                workers = mappedWorkers(of: d.pid, marker: "memfd:ptshare")
-                return workers.count == 16
-            })
+        let (d, workers) = try holdingDriver()
         kill(d.pid, SIGKILL)
         #expect(try d.wait() == 128 + SIGKILL)
         for w in workers {
@@ -217,4 +198,16 @@ extension JSONDecoder {
         d.keyDecodingStrategy = .convertFromSnakeCase
         return d
     }
+}
+
+/// A driver holding 16 workers with 8 MiB mapped, once all of them have the mapping.
+func holdingDriver() throws -> (Driver, [pid_t]) {
+    let d = try Driver(["run", "--size", "8M", "--workers", "16", "--hold", "60"])
+    var workers: [pid_t] = []
+    let ready = eventually(60) {
+        workers = mappedWorkers(of: d.pid, marker: "memfd:ptshare")
+        return workers.count == 16
+    }
+    try #require(ready, "16 workers never had the mapping; stderr: \(d.stderr)")
+    return (d, workers)
 }

@@ -26,36 +26,9 @@ final class Driver {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         out = dir.appendingPathComponent("stdout").path
         err = dir.appendingPathComponent("stderr").path
-        let argv = [try ptshareBinary()] + args
-        var env = ProcessInfo.processInfo.environment
-        for (k, v) in environment { env[k] = v }
-        var fa = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&fa)
-        defer { posix_spawn_file_actions_destroy(&fa) }
-        posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_addopen(&fa, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        let cargv = argv.map { strdup($0) } + [nil]
-        let cenv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            cargv.forEach { free($0) }
-            cenv.forEach { free($0) }
-        }
-        // Like a shell: nothing blocked, default dispositions (test-runner threads block signals).
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for s in [SIGINT, SIGTERM, SIGHUP, SIGPIPE] { sigaddset(&defaults, s) }
-        posix_spawnattr_setsigmask(&attr, &empty)
-        posix_spawnattr_setsigdefault(&attr, &defaults)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        var p: pid_t = 0
-        let rc = posix_spawn(&p, argv[0], &fa, &attr, cargv, cenv)
-        guard rc == 0 else { throw SystemCallError("posix_spawn", errno: rc, path: argv[0]) }
-        pid = p
+        // Sys.spawn starts it as a shell would: nothing blocked, default dispositions (the
+        // test runner's threads block signals, and posix_spawn would pass that on).
+        pid = try Sys.spawn([try ptshareBinary()] + args, stdout: out, stderr: err, environment: environment)
     }
 
     /// Waits for exit; returns the exit code, or 128+signal.

@@ -157,7 +157,10 @@ public enum Sys {
 
     /// posix_spawnp with stdout (and stderr, unless inherited) sent to files; a clean signal
     /// mask and default dispositions, as a shell would start it.
-    public static func spawn(_ argv: [String], stdout: String?, stderr: String?) throws(SystemCallError) -> pid_t {
+    /// `environment` adds to (or overrides) this process's environment for the child.
+    public static func spawn(
+        _ argv: [String], stdout: String?, stderr: String?, environment: [String: String] = [:]
+    ) throws(SystemCallError) -> pid_t {
         var fa = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&fa)
         defer { posix_spawn_file_actions_destroy(&fa) }
@@ -176,8 +179,17 @@ public enum Sys {
         posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         let cargv = argv.map { strdup($0) } + [nil]
         defer { cargv.forEach { free($0) } }
+        var inherited: [UnsafeMutablePointer<CChar>?] = []
+        var e = environ
+        while let entry = e.pointee {
+            let name = String(cString: entry).split(separator: "=", maxSplits: 1).first.map(String.init) ?? ""
+            if environment[name] == nil { inherited.append(strdup(entry)) }
+            e += 1
+        }
+        let cenv = inherited + environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { cenv.forEach { free($0) } }
         var pid: pid_t = 0
-        let rc = posix_spawnp(&pid, argv[0], &fa, &attr, cargv, environ)
+        let rc = posix_spawnp(&pid, argv[0], &fa, &attr, cargv, cenv)
         if rc != 0 { throw SystemCallError("posix_spawnp", errno: rc, path: argv[0]) }
         return pid
     }
