@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Builds (or reuses) the guest initramfs: busybox-static, a static release ptshare and
-# scripts/guest/init. Cached in $PTSHARE_CACHE/initramfs by a hash of its three inputs.
+# Builds (or reuses) the guest initramfs: busybox-static, a static release ptshare,
+# scripts/guest/init and, when given, the ptshare_probe module (built for the kernel it will
+# boot). Cached in $PTSHARE_CACHE/initramfs by a hash of its inputs.
+#
+#   scripts/initramfs.sh [ptshare_probe.ko]
+#
 # Prints the path of the .cpio.gz on stdout.
 set -euo pipefail
 say() { echo "initramfs: $*" >&2; }
@@ -22,7 +26,9 @@ busybox="$(command -v busybox)"
 file -L "$busybox" 2>/dev/null | grep -q "statically linked" || busybox=/bin/busybox
 bin="${PTSHARE_STATIC_BIN:-$("$root/scripts/build-static.sh")}"
 init="$root/scripts/guest/init"
-key="$(cat "$bin" "$busybox" "$init" | sha256sum | cut -c1-16)"
+module="${1:-}"
+[ -z "$module" ] || [ -f "$module" ] || { echo "initramfs: error: $module not found" >&2; exit 1; }
+key="$(cat "$bin" "$busybox" "$init" ${module:+"$module"} | sha256sum | cut -c1-16)"
 out="$cache/initramfs/$key.cpio.gz"
 if [ -f "$out" ]; then
     say "cached: $out"
@@ -37,7 +43,12 @@ cp "$busybox" "$stage/bin/busybox"
 cp "$bin" "$stage/bin/ptshare"
 install -m 0755 "$init" "$stage/init"
 mkdir -p "$(dirname "$out")"
-rm -f "$(dirname "$out")"/*.cpio.gz
+if [ -n "$module" ]; then
+    mkdir -p "$stage/lib/modules"
+    cp "$module" "$stage/lib/modules/ptshare_probe.ko"
+fi
+# Keep the last few: flavours alternate (stock, patched), each with its own module.
+ls -t "$(dirname "$out")"/*.cpio.gz 2>/dev/null | tail -n +5 | xargs -r rm -f
 (cd "$stage" && find . | cpio -o -H newc --quiet | gzip -1 >"$out.tmp")
 mv "$out.tmp" "$out"
 say "built $out ($(du -h "$out" | cut -f1)) in $(($(date +%s) - start)) s"

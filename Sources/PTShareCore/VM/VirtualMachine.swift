@@ -170,7 +170,16 @@ public enum VirtualMachine {
 
         let kernel = try kernelImage(o)
         log("kernel: \(kernel)")
-        let initramfs = try script(o.root, "scripts/initramfs.sh", [])
+        // The probe module is built for this kernel when its build tree sits beside it.
+        let kernelDir = String(kernel[..<(kernel.lastIndex(of: "/") ?? kernel.startIndex)])
+        var module: [String] = []
+        if access(kernelDir + "/build/.config", R_OK) == 0 {
+            module = [try script(o.root, "scripts/module-build.sh", [kernelDir])]
+            log("probe module: \(module[0])")
+        } else {
+            log("probe module: none (no kernel build tree beside \(kernel)); tables tests will SKIP")
+        }
+        let initramfs = try script(o.root, "scripts/initramfs.sh", module)
         log("initramfs: \(initramfs)")
 
         // What to run, for the guest's init; stale results must not pass for new ones.
