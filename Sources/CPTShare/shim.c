@@ -6,6 +6,7 @@
 #include <linux/magic.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -78,6 +79,21 @@ int ptshare_statfs(const char *path, long *type, uint64_t *block_size)
 	*type = (long)s.f_type;
 	*block_size = (uint64_t)s.f_bsize;
 	return 0;
+}
+
+int ptshare_probe_ioctl_query(int fd, struct ptshare_probe_query *q)
+{
+	return ioctl(fd, PTSHARE_PROBE_IOC_QUERY, q);
+}
+
+int ptshare_finit_module(int fd, const char *params, int flags)
+{
+	return (int)syscall(SYS_finit_module, fd, params, flags);
+}
+
+int ptshare_delete_module(const char *name, unsigned int flags)
+{
+	return (int)syscall(SYS_delete_module, name, flags);
 }
 
 int ptshare_wifexited(int status) { return WIFEXITED(status); }

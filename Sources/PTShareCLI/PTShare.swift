@@ -17,6 +17,7 @@ public struct PTShare: ParsableCommand {
 extension Backing: ExpressibleByArgument {}
 extension ShareMode: ExpressibleByArgument {}
 extension TouchMode: ExpressibleByArgument {}
+extension TablesMode: ExpressibleByArgument {}
 
 /// The MAP_SHARED_PT value, shared by every command that maps with it.
 public struct FlagOptions: ParsableArguments {

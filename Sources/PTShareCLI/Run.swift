@@ -50,6 +50,9 @@ extension PTShare {
         @Option(help: "Seconds allowed for all workers to reach each phase.")
         public var phaseTimeout: Int = 600
 
+        @Option(help: "Ask the ptshare_probe module which tables map each worker: auto (when loaded), on, off.")
+        public var tables: TablesMode = .auto
+
         @Flag(
             help:
                 "First run the unshared variant (share none; hugetlbfs: address moved by 2M) and report the savings.")
@@ -94,7 +97,8 @@ extension PTShare {
         public func run() throws {
             let options = RunOptions(
                 scenario: try scenario(), smapsWorkers: smapsWorkers, holdSeconds: hold,
-                phaseTimeoutSeconds: phaseTimeout, mapConcurrency: mapConcurrency ?? RunOptions.defaultMapConcurrency)
+                phaseTimeoutSeconds: phaseTimeout, mapConcurrency: mapConcurrency ?? RunOptions.defaultMapConcurrency,
+                tables: tables)
             let report: RunReport
             do {
                 report = baseline ? try Runner.runWithBaseline(options) : try Runner.run(options)

@@ -67,13 +67,17 @@ private let secondGiB: UInt64 = base + pmdSpan
         // Total: 64 workers × 32 pages × 4096 = 8,388,608 bytes (8 MiB).
         #expect(
             try level(r, "pte")
-                == LevelCount(level: "pte", spans: 32, alreadyPresent: 0, perWorkerPages: 32, sharedPages: 0))
+                == LevelCount(
+                    level: "pte", spans: 32, alreadyPresent: 0, perWorkerPages: 32, sharedPages: 0, distinctTables: 2048
+                ))
         #expect(
             try level(r, "pmd")
-                == LevelCount(level: "pmd", spans: 1, alreadyPresent: 1, perWorkerPages: 0, sharedPages: 0))
+                == LevelCount(
+                    level: "pmd", spans: 1, alreadyPresent: 1, perWorkerPages: 0, sharedPages: 0, distinctTables: 64))
         #expect(
             try level(r, "pud")
-                == LevelCount(level: "pud", spans: 1, alreadyPresent: 1, perWorkerPages: 0, sharedPages: 0))
+                == LevelCount(
+                    level: "pud", spans: 1, alreadyPresent: 1, perWorkerPages: 0, sharedPages: 0, distinctTables: 64))
         #expect(r.perWorkerBytes == 32 * 4096)
         #expect(r.sharedBytes == 0)
         #expect(r.expectedPageTableBytes == 64 * 32 * 4096)
@@ -99,7 +103,9 @@ private let secondGiB: UInt64 = base + pmdSpan
         // Total: 64 × 33 × 4096 = 8,650,752 bytes.
         #expect(
             try level(r, "pte")
-                == LevelCount(level: "pte", spans: 33, alreadyPresent: 0, perWorkerPages: 33, sharedPages: 0))
+                == LevelCount(
+                    level: "pte", spans: 33, alreadyPresent: 0, perWorkerPages: 33, sharedPages: 0, distinctTables: 2112
+                ))
         #expect(try level(r, "pmd").perWorkerPages == 0)
         #expect(try level(r, "pud").perWorkerPages == 0)
         #expect(r.expectedPageTableBytes == 64 * 33 * 4096)
@@ -118,7 +124,8 @@ private let secondGiB: UInt64 = base + pmdSpan
         // is partial, not occupied → 1 page. PMD and PUD present. 2 × 2 × 4096 = 16,384.
         #expect(
             try level(r, "pte")
-                == LevelCount(level: "pte", spans: 3, alreadyPresent: 1, perWorkerPages: 2, sharedPages: 0))
+                == LevelCount(
+                    level: "pte", spans: 3, alreadyPresent: 1, perWorkerPages: 2, sharedPages: 0, distinctTables: 6))
         #expect(r.expectedPageTableBytes == 16_384)
     }
 
@@ -131,13 +138,17 @@ private let secondGiB: UInt64 = base + pmdSpan
         // Per worker 514 × 4096 = 2,105,344; × 10 = 21,053,440.
         #expect(
             try level(r, "pte")
-                == LevelCount(level: "pte", spans: 512, alreadyPresent: 0, perWorkerPages: 512, sharedPages: 0))
+                == LevelCount(
+                    level: "pte", spans: 512, alreadyPresent: 0, perWorkerPages: 512, sharedPages: 0,
+                    distinctTables: 5120))
         #expect(
             try level(r, "pmd")
-                == LevelCount(level: "pmd", spans: 1, alreadyPresent: 0, perWorkerPages: 1, sharedPages: 0))
+                == LevelCount(
+                    level: "pmd", spans: 1, alreadyPresent: 0, perWorkerPages: 1, sharedPages: 0, distinctTables: 10))
         #expect(
             try level(r, "pud")
-                == LevelCount(level: "pud", spans: 1, alreadyPresent: 0, perWorkerPages: 1, sharedPages: 0))
+                == LevelCount(
+                    level: "pud", spans: 1, alreadyPresent: 0, perWorkerPages: 1, sharedPages: 0, distinctTables: 10))
         #expect(r.perWorkerBytes == 2_105_344)
         #expect(r.sharedBytes == 0)
         #expect(r.expectedPageTableBytes == 21_053_440)
@@ -167,10 +178,12 @@ private let secondGiB: UInt64 = base + pmdSpan
         #expect(r.levels.map(\.level) == ["pmd", "pud"])
         #expect(
             try level(r, "pmd")
-                == LevelCount(level: "pmd", spans: 1, alreadyPresent: 0, perWorkerPages: 0, sharedPages: 1))
+                == LevelCount(
+                    level: "pmd", spans: 1, alreadyPresent: 0, perWorkerPages: 0, sharedPages: 1, distinctTables: 1))
         #expect(
             try level(r, "pud")
-                == LevelCount(level: "pud", spans: 1, alreadyPresent: 1, perWorkerPages: 0, sharedPages: 0))
+                == LevelCount(
+                    level: "pud", spans: 1, alreadyPresent: 1, perWorkerPages: 0, sharedPages: 0, distinctTables: 200))
         #expect(r.perWorkerBytes == 0)
         #expect(r.sharedBytes == 4096)
         #expect(r.expectedPageTableBytes == 4096)
@@ -188,7 +201,8 @@ private let secondGiB: UInt64 = base + pmdSpan
         // PMD: 1 page per worker; PUD present. 200 × 4096 = 819,200.
         #expect(
             try level(r, "pmd")
-                == LevelCount(level: "pmd", spans: 1, alreadyPresent: 0, perWorkerPages: 1, sharedPages: 0))
+                == LevelCount(
+                    level: "pmd", spans: 1, alreadyPresent: 0, perWorkerPages: 1, sharedPages: 0, distinctTables: 200))
         #expect(r.sharedBytes == 0)
         #expect(r.perWorkerBytes == 4096)
         #expect(r.expectedPageTableBytes == 819_200)
@@ -208,7 +222,8 @@ private let secondGiB: UInt64 = base + pmdSpan
         // 200 × 2 × 4096 = 1,638,400.
         #expect(
             try level(r, "pmd")
-                == LevelCount(level: "pmd", spans: 2, alreadyPresent: 0, perWorkerPages: 2, sharedPages: 0))
+                == LevelCount(
+                    level: "pmd", spans: 2, alreadyPresent: 0, perWorkerPages: 2, sharedPages: 0, distinctTables: 400))
         #expect(r.sharedBytes == 0)
         #expect(r.expectedPageTableBytes == 1_638_400)
         #expect(r.unsharedPageTableBytes == 1_638_400)
@@ -236,10 +251,13 @@ private let secondGiB: UInt64 = base + pmdSpan
         // Unshared: 100 × (128 + 1) × 4096 = 52,838,400.
         #expect(
             try level(r, "pte")
-                == LevelCount(level: "pte", spans: 128, alreadyPresent: 0, perWorkerPages: 0, sharedPages: 128))
+                == LevelCount(
+                    level: "pte", spans: 128, alreadyPresent: 0, perWorkerPages: 0, sharedPages: 128,
+                    distinctTables: 128))
         #expect(
             try level(r, "pmd")
-                == LevelCount(level: "pmd", spans: 1, alreadyPresent: 0, perWorkerPages: 1, sharedPages: 0))
+                == LevelCount(
+                    level: "pmd", spans: 1, alreadyPresent: 0, perWorkerPages: 1, sharedPages: 0, distinctTables: 100))
         #expect(try level(r, "pud").perWorkerPages == 0)
         #expect(r.sharedBytes == 128 * 4096)
         #expect(r.perWorkerBytes == 4096)
@@ -272,7 +290,9 @@ private let secondGiB: UInt64 = base + pmdSpan
         // 64 × 30 × 4096 = 7,864,320.
         #expect(
             try level(r, "pte")
-                == LevelCount(level: "pte", spans: 32, alreadyPresent: 0, perWorkerPages: 30, sharedPages: 0))
+                == LevelCount(
+                    level: "pte", spans: 32, alreadyPresent: 0, perWorkerPages: 30, sharedPages: 0, distinctTables: 1920
+                ))
         #expect(r.expectedPageTableBytes == 7_864_320)
         #expect(r.reason.contains("4M PMD-mapped by THP (no PTE table)"))
     }
@@ -287,7 +307,9 @@ private let secondGiB: UInt64 = base + pmdSpan
         // (span − address + 4096) mod 2 MiB = 4096 ≠ 0 for every span: 32 per worker, as (a).
         #expect(
             try level(r, "pte")
-                == LevelCount(level: "pte", spans: 32, alreadyPresent: 0, perWorkerPages: 32, sharedPages: 0))
+                == LevelCount(
+                    level: "pte", spans: 32, alreadyPresent: 0, perWorkerPages: 32, sharedPages: 0, distinctTables: 2048
+                ))
         #expect(r.sharedBytes == 0)
         #expect(r.expectedPageTableBytes == 8_388_608)
         #expect(r.expectedPageTableBytes == r.unsharedPageTableBytes)
@@ -312,8 +334,23 @@ private let secondGiB: UInt64 = base + pmdSpan
         #expect(r.levels.map(\.level) == ["pud"])
         #expect(
             try level(r, "pud")
-                == LevelCount(level: "pud", spans: 1, alreadyPresent: 0, perWorkerPages: 1, sharedPages: 0))
+                == LevelCount(
+                    level: "pud", spans: 1, alreadyPresent: 0, perWorkerPages: 1, sharedPages: 0, distinctTables: 3))
         #expect(r.expectedPageTableBytes == 3 * 4096)
         #expect(r.reason.hasPrefix("1G (hugetlb) leaves"))
+    }
+
+    /// The probe module sees tables that were there before the mapping: an untouched mapping
+    /// whose edge 2 MiB span holds another mapping's PTE table still shows that table, one per
+    /// worker, and nothing else.
+    @Test func untouchedMappingStillShowsTheEdgeTable() throws {
+        let r = PageTableModel.expected(
+            ModelInput(
+                workers: 8, address: base + page, size: 4 << 20, leafSize: 4096, touched: false, share: .none,
+                occupied: [occupiedAtBase]))
+        // PTE spans: [base, base+2M) holds the occupied page (present); the other two are untouched.
+        #expect(try level(r, "pte").distinctTables == 8)
+        #expect(try level(r, "pte").perWorkerPages == 0)
+        #expect(r.expectedPageTableBytes == 0)
     }
 }

@@ -31,6 +31,7 @@ import Testing
         #expect(
             Suite.testNames == [
                 "probe.map_shared_pt", "memfd.baseline.model", "hugetlb.pmd_share.savings", "control.overhead",
+                "tables.memfd.baseline.distinct", "tables.hugetlb.pmd_shared", "kmod.badinput",
             ])
     }
 }

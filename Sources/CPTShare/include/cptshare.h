@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "ptshare_probe_uapi.h"
+
 /* Constants that glibc headers hide behind _GNU_SOURCE or that older headers lack. */
 extern const int ptshare_MFD_CLOEXEC;
 extern const int ptshare_MFD_HUGETLB;
@@ -25,6 +27,12 @@ int ptshare_nproc_limit(uint64_t *soft);
 int ptshare_fallocate(int fd, int mode, int64_t offset, int64_t len);
 /* struct statfs and statfs() share a name, which Swift cannot import unambiguously. */
 int ptshare_statfs(const char *path, long *type, uint64_t *block_size);
+
+/* ioctl is variadic, which Swift cannot call. */
+int ptshare_probe_ioctl_query(int fd, struct ptshare_probe_query *q);
+/* No glibc wrappers: load and unload the probe module (kmod.badinput's reload cycles). */
+int ptshare_finit_module(int fd, const char *params, int flags);
+int ptshare_delete_module(const char *name, unsigned int flags);
 
 /* Wait-status macros are function-like and do not import. */
 int ptshare_wifexited(int status);

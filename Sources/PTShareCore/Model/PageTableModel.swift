@@ -48,6 +48,9 @@ public struct LevelCount: Sendable, Equatable, Codable {
     public var alreadyPresent: Int
     public var perWorkerPages: Int
     public var sharedPages: Int
+    /// Distinct table pages of this level that map the range, over all workers: what the
+    /// ptshare_probe module counts (tables already there for other mappings included).
+    public var distinctTables: Int = 0
 }
 
 public struct ModelResult: Sendable, Equatable, Codable {
@@ -88,7 +91,7 @@ public enum PageTableModel {
         let start = m.address
         let end = m.address + m.size
         return levelSpans(leafSize: m.leafSize).map { (name, span) in
-            guard m.touched, m.size > 0 else {
+            guard m.size > 0 else {
                 return LevelCount(level: name, spans: 0, alreadyPresent: 0, perWorkerPages: 0, sharedPages: 0)
             }
             let first = start / span
@@ -96,15 +99,19 @@ public enum PageTableModel {
             var present = 0
             var perWorker = 0
             var shared = 0
+            var distinct = 0
             var pmdLeafSpans = name == "pte" ? Int(m.pmdMappedBytes / Geometry.pmdSize) : 0
             for s in first...last {
                 let lo = s * span
                 let hi = lo + span
                 let whole = lo >= start && hi <= end
                 if !whole && m.occupied.contains(where: { $0.overlaps(lo..<hi) }) {
+                    // Each worker's own table, there before the mapping.
                     present += 1
+                    distinct += m.workers
                     continue
                 }
+                guard m.touched else { continue }
                 if whole && pmdLeafSpans > 0 {
                     // Mapped by a PMD leaf (shmem THP): no PTE table below it.
                     pmdLeafSpans -= 1
@@ -112,13 +119,15 @@ public enum PageTableModel {
                 }
                 if sharing && whole && sharesTable(m, level: name, spanStart: lo) {
                     shared += 1
+                    distinct += 1
                 } else {
                     perWorker += 1
+                    distinct += m.workers
                 }
             }
             return LevelCount(
-                level: name, spans: Int(last - first + 1), alreadyPresent: present, perWorkerPages: perWorker,
-                sharedPages: shared)
+                level: name, spans: m.touched ? Int(last - first + 1) : present, alreadyPresent: present,
+                perWorkerPages: perWorker, sharedPages: shared, distinctTables: distinct)
         }
     }
 

@@ -16,6 +16,27 @@ public struct RunReport: Sendable, Codable {
     /// The unshared run of the same scenario, when `--baseline` measured one.
     public var baseline: Baseline?
     public var savings: Savings?
+    /// What the ptshare_probe module saw, when it was loaded.
+    public var tables: Tables?
+
+    /// Distinct page-table pages over all workers' mappings (kmod/ptshare_probe): direct proof
+    /// of sharing, immune to anything else allocating page tables meanwhile.
+    public struct Tables: Sendable, Codable {
+        public var interfaceVersion: Int
+        public var workersQueried: Int
+        public var distinctPteTables: Int
+        public var distinctPmdTables: Int
+        public var expectedDistinctPteTables: Int
+        public var expectedDistinctPmdTables: Int
+        /// 2 MiB steps mapped by PMD leaves (hugetlb, THP), summed over workers.
+        public var pmdLeafSteps: Int
+        public var pudLeafSteps: Int
+        public var queryMilliseconds: Int
+
+        public var matchesModel: Bool {
+            distinctPteTables == expectedDistinctPteTables && distinctPmdTables == expectedDistinctPmdTables
+        }
+    }
 
     /// What the baseline run was and what it measured.
     public struct Baseline: Sendable, Codable {

@@ -37,6 +37,13 @@ public enum TextReport {
                 "smaps of the range (mean of \(sm.workersSampled.count) workers): Rss \(f("Rss")), Pss \(f("Pss")), "
                     + "KernelPageSize \(f("KernelPageSize")), MMUPageSize \(f("MMUPageSize"))")
         }
+        if let t = r.tables {
+            out.append(
+                "tables (ptshare_probe v\(t.interfaceVersion), \(t.workersQueried) workers, \(t.queryMilliseconds) ms): "
+                    + "distinct PTE tables \(t.distinctPteTables) (model \(t.expectedDistinctPteTables)), "
+                    + "distinct PMD tables \(t.distinctPmdTables) (model \(t.expectedDistinctPmdTables)), "
+                    + "PMD-leaf steps \(t.pmdLeafSteps)")
+        }
         out.append("")
         out.append("model: \(r.model.reason)")
         let t = r.timings

@@ -10,17 +10,25 @@ public struct RunOptions: Sendable {
     public var phaseTimeoutSeconds: Int
     /// How many workers map and touch at once.
     public var mapConcurrency: Int
+    /// Whether to ask the ptshare_probe module which tables map every worker's range.
+    public var tables: TablesMode = .auto
 
     public init(
         scenario: Scenario, smapsWorkers: Int = 8, holdSeconds: Int = 0, phaseTimeoutSeconds: Int = 600,
-        mapConcurrency: Int = RunOptions.defaultMapConcurrency
+        mapConcurrency: Int = RunOptions.defaultMapConcurrency, tables: TablesMode = .auto
     ) {
         self.mapConcurrency = mapConcurrency
+        self.tables = tables
         self.scenario = scenario
         self.smapsWorkers = smapsWorkers
         self.holdSeconds = holdSeconds
         self.phaseTimeoutSeconds = phaseTimeoutSeconds
     }
+}
+
+/// `--tables`: auto uses the probe module when it is loaded; on requires it; off skips it.
+public enum TablesMode: String, Sendable, CaseIterable {
+    case auto, on, off
 }
 
 extension RunOptions {
@@ -47,6 +55,12 @@ public enum Runner {
                 throw .sharedPTUnsupported(
                     value: s.mapSharedPTValue, errno: probe.errno == "EINVAL" ? EINVAL : EOPNOTSUPP, release: release)
             }
+        }
+        let tablesVersion = o.tables == .off ? nil : TableProbe.loadedVersion()
+        if o.tables == .on && tablesVersion == nil {
+            throw .preflight(
+                "--tables on: the ptshare_probe module is not loaded (no \(TableProbe.directory)/version); "
+                    + "load kmod/ptshare_probe (insmod ptshare_probe.ko) and mount debugfs, or use --tables auto")
         }
         let mounts = try ProcFS.mounts()
         let backingPlan = try BackingFile.plan(s, mounts: mounts)
@@ -135,6 +149,10 @@ public enum Runner {
         let smaps = try measuring(pool) { () throws(RunError) in
             try sampleSmaps(pool.pids, address: mapAddress, count: o.smapsWorkers)
         }
+        var tableCounts: (pte: Int, pmd: Int, pmdLeaves: Int, pudLeaves: Int, milliseconds: Int)?
+        if tablesVersion != nil {
+            tableCounts = try measuring(pool) { () throws(RunError) in try tableCensus(pool, size: s.size) }
+        }
         try pool.checkAllAlive()
         let t4 = Sys.monotonicNanoseconds()
 
@@ -169,6 +187,25 @@ public enum Runner {
         var verdict = Verdict.judge(
             attributed: attributed, model: model, workers: s.workers, tolerance: s.tolerance,
             samplingStable: base.stable && control.stable && mapped.stable)
+        var tables: RunReport.Tables?
+        if let c = tableCounts, let v = tablesVersion {
+            let expect = { (level: String) in model.levels.first { $0.level == level }?.distinctTables ?? 0 }
+            let t = RunReport.Tables(
+                interfaceVersion: v, workersQueried: s.workers, distinctPteTables: c.pte, distinctPmdTables: c.pmd,
+                expectedDistinctPteTables: expect("pte"), expectedDistinctPmdTables: expect("pmd"),
+                pmdLeafSteps: c.pmdLeaves, pudLeafSteps: c.pudLeaves, queryMilliseconds: c.milliseconds)
+            tables = t
+            let line =
+                "tables: \(t.distinctPteTables) distinct PTE tables (model \(t.expectedDistinctPteTables)), "
+                + "\(t.distinctPmdTables) distinct PMD tables (model \(t.expectedDistinctPmdTables))"
+            if !t.matchesModel && verdict.status == .pass {
+                verdict = Verdict(
+                    status: .fail, reason: verdict.reason + "; " + line,
+                    allowedDeviationBytes: verdict.allowedDeviationBytes)
+            } else {
+                verdict.reason += "; " + line
+            }
+        }
         if s.backing == .hugetlbfs, let p = pmdSharing, p.enabled == nil,
             model.levels.contains(where: { $0.level == "pmd" && $0.spans > $0.alreadyPresent })
         {
@@ -220,7 +257,31 @@ public enum Runner {
                 readySeconds: seconds(t0, t1) + seconds(t2, t3), measureSeconds: seconds(t3, t4),
                 teardownSeconds: seconds(t4, t5) - Double(o.holdSeconds),
                 mapNs: .init(reports.map(\.mapNanoseconds)), touchNs: .init(reports.map(\.touchNanoseconds))),
-            verdict: verdict.status, reason: verdict.reason, allowedDeviationBytes: verdict.allowedDeviationBytes)
+            verdict: verdict.status, reason: verdict.reason, allowedDeviationBytes: verdict.allowedDeviationBytes,
+            tables: tables)
+    }
+
+    /// Distinct page-table pages over every worker's mapping, as the probe module reports them.
+    static func tableCensus(_ pool: WorkerPool, size: UInt64) throws(RunError)
+        -> (pte: Int, pmd: Int, pmdLeaves: Int, pudLeaves: Int, milliseconds: Int)
+    {
+        let t0 = Sys.monotonicNanoseconds()
+        var pte = Set<UInt64>()
+        var pmd = Set<UInt64>()
+        var pmdLeaves = 0
+        var pudLeaves = 0
+        do {
+            let probe = try TableProbe()
+            for (i, pid) in pool.pids.enumerated() {
+                guard let address = pool.reports[i]?.address else { continue }
+                let m = try probe.query(pid: pid, start: address, end: address + size)
+                for slot in m.pte where slot.kind == .table { pte.insert(slot.pfn) }
+                for slot in m.pmd where slot.kind == .table { pmd.insert(slot.pfn) }
+                pmdLeaves += Int(m.pmdLeaves)
+                pudLeaves += Int(m.pudLeaves)
+            }
+        } catch { throw .system(error) }
+        return (pte.count, pmd.count, pmdLeaves, pudLeaves, Int((Sys.monotonicNanoseconds() - t0) / 1_000_000))
     }
 
     /// Reading a worker's /proc files fails oddly once it has died (a zombie has no VmPTE):

@@ -1,3 +1,5 @@
+import Glibc
+
 /// The default verification suite: stable test names for CI and for tools that read KTAP.
 public struct SuiteOptions: Sendable {
     /// What the kernel is expected to say about MAP_SHARED_PT.
@@ -21,6 +23,9 @@ public struct SuiteOptions: Sendable {
     public var outDirectory: String
     /// Run only these tests (all when empty).
     public var only: [String]
+    /// The probe module's file, for kmod.badinput's unload/load cycles.
+    public var modulePath: String = "/lib/modules/ptshare_probe.ko"
+    public var moduleCycles: Int = 1000
 
     public init(
         workers: Int = 200, memfdSize: UInt64 = 64 << 20, hugetlbSize: UInt64 = 1 << 30, tolerance: Double = 0.10,
@@ -46,6 +51,9 @@ public enum Suite {
         ("memfd.baseline.model", memfdBaseline),
         ("hugetlb.pmd_share.savings", hugetlbPMDShare),
         ("control.overhead", controlOverhead),
+        ("tables.memfd.baseline.distinct", tablesMemfd),
+        ("tables.hugetlb.pmd_shared", tablesHugetlb),
+        ("kmod.badinput", kmodBadInput),
     ]
 
     public static var testNames: [String] { tests.map(\.name) }
@@ -123,40 +131,60 @@ public enum Suite {
         }
     }
 
-    static func hugetlbPMDShare(_ o: SuiteOptions) -> KTAPResult {
-        let name = "hugetlb.pmd_share.savings"
+    /// The hugetlbfs mount to use, or the KTAP result (skip or fail) saying why there is none.
+    static func hugetlbMount(_ name: String, _ o: SuiteOptions) -> Result<MountEntry, KTAPResultBox> {
         let page = Geometry.pmdSize
         let mounts: [MountEntry]
         do { mounts = try ProcFS.mounts() } catch {
-            return KTAPResult(name: name, status: .fail, diagnostics: ["\(name): \(error)"])
+            return .failure(.init(KTAPResult(name: name, status: .fail, diagnostics: ["\(name): \(error)"])))
         }
         guard
             let mount = mounts.first(where: {
                 $0.fsType == "hugetlbfs" && ($0.option("pagesize").map { $0 == "2M" } ?? true)
             })
         else {
-            return KTAPResult(
-                name: name,
-                status: .skip("no hugetlbfs with 2M pages is mounted (mount -t hugetlbfs none /dev/hugepages)"))
+            return .failure(
+                .init(
+                    KTAPResult(
+                        name: name,
+                        status: .skip("no hugetlbfs with 2M pages is mounted (mount -t hugetlbfs none /dev/hugepages)"))
+                ))
         }
         let sharing = KernelProbe.pmdSharing(machine: machine())
         guard let enabled = sharing.enabled else {
-            return KTAPResult(
-                name: name, status: .skip("cannot tell whether hugetlb PMD sharing is compiled in: \(sharing.basis)"))
+            return .failure(
+                .init(
+                    KTAPResult(
+                        name: name,
+                        status: .skip("cannot tell whether hugetlb PMD sharing is compiled in: \(sharing.basis)"))))
         }
         guard enabled else {
-            return KTAPResult(name: name, status: .skip("mainline PMD sharing is compiled out: \(sharing.basis)"))
+            return .failure(
+                .init(KTAPResult(name: name, status: .skip("mainline PMD sharing is compiled out: \(sharing.basis)"))))
         }
         let pool = "/sys/kernel/mm/hugepages/hugepages-2048kB"
         let need = o.hugetlbSize / page
         let free = (try? ProcFS.integer(pool + "/free_hugepages")) ?? 0
         let resv = (try? ProcFS.integer(pool + "/resv_hugepages")) ?? 0
         guard free >= resv && free - resv >= need else {
-            return KTAPResult(
-                name: name,
-                status: .skip(
-                    "needs \(need) free 2048 kB huge pages, \(pool) has \(free >= resv ? free - resv : 0); "
-                        + "boot with hugepages=\(need + 64) or echo \(need + 64) > \(pool)/nr_hugepages"))
+            return .failure(
+                .init(
+                    KTAPResult(
+                        name: name,
+                        status: .skip(
+                            "needs \(need) free 2048 kB huge pages, \(pool) has \(free >= resv ? free - resv : 0); "
+                                + "boot with hugepages=\(need + 64) or echo \(need + 64) > \(pool)/nr_hugepages"))))
+        }
+        return .success(mount)
+    }
+
+    static func hugetlbPMDShare(_ o: SuiteOptions) -> KTAPResult {
+        let name = "hugetlb.pmd_share.savings"
+        let page = Geometry.pmdSize
+        let mount: MountEntry
+        switch hugetlbMount(name, o) {
+        case .success(let m): mount = m
+        case .failure(let box): return box.result
         }
         let aligned = Scenario(
             backing: .hugetlbfs, path: mount.mountPoint, size: o.hugetlbSize, workers: o.workers,
@@ -191,7 +219,197 @@ public enum Suite {
         return KTAPResult(name: name, status: ok ? .pass : .fail, diagnostics: diag)
     }
 
+    static func tablesMemfd(_ o: SuiteOptions) -> KTAPResult {
+        let name = "tables.memfd.baseline.distinct"
+        guard TableProbe.loadedVersion() != nil else {
+            return KTAPResult(
+                name: name, status: .skip("the ptshare_probe module is not loaded (\(TableProbe.directory))"))
+        }
+        let s = Scenario(
+            backing: .memfd, size: o.memfdSize, workers: o.workers, touch: .populate, tolerance: o.tolerance)
+        return verdictTest(name, o, s, tables: .on) { r in tablesLine(name, r) }
+    }
+
+    static func tablesHugetlb(_ o: SuiteOptions) -> KTAPResult {
+        let name = "tables.hugetlb.pmd_shared"
+        guard TableProbe.loadedVersion() != nil else {
+            return KTAPResult(
+                name: name, status: .skip("the ptshare_probe module is not loaded (\(TableProbe.directory))"))
+        }
+        let mount: MountEntry
+        switch hugetlbMount(name, o) {
+        case .success(let m): mount = m
+        case .failure(let box): return box.result
+        }
+        let s = Scenario(
+            backing: .hugetlbfs, path: mount.mountPoint, size: o.hugetlbSize, workers: o.workers,
+            touch: .populateWrite, address: .same, tolerance: o.tolerance)
+        return verdictTest(name, o, s, tables: .on) { r in
+            guard let t = r.tables else { return .fail("\(name): no table census in the report") }
+            let shared = r.model.levels.first { $0.level == "pmd" }?.sharedPages ?? 0
+            let leaves = Int(o.hugetlbSize / Geometry.pmdSize) * o.workers
+            let line =
+                "\(name): \(t.distinctPmdTables) distinct PMD tables for \(o.workers) workers (model "
+                + "\(t.expectedDistinctPmdTables), \(shared) shared), \(t.distinctPteTables) PTE tables, "
+                + "\(t.pmdLeafSteps) PMD-leaf steps (expected \(leaves))"
+            let ok = t.matchesModel && shared >= 1 && t.distinctPteTables == 0 && t.pmdLeafSteps == leaves
+            return ok ? .pass(line) : .fail(line)
+        }
+    }
+
+    static func tablesLine(_ name: String, _ r: RunReport) -> Extra {
+        guard let t = r.tables else { return .fail("\(name): no table census in the report") }
+        let line =
+            "\(name): \(t.distinctPteTables) distinct PTE tables (model \(t.expectedDistinctPteTables)), "
+            + "\(t.distinctPmdTables) distinct PMD tables (model \(t.expectedDistinctPmdTables)); "
+            + "query of \(t.workersQueried) workers took \(t.queryMilliseconds) ms"
+        return t.matchesModel ? .pass(line) : .fail(line)
+    }
+
+    /// The module's documented errors, then unload/load/query cycles with kernel memory measured
+    /// around them, and the kernel log checked for BUG/WARNING/Oops.
+    static func kmodBadInput(_ o: SuiteOptions) -> KTAPResult {
+        let name = "kmod.badinput"
+        guard TableProbe.loadedVersion() != nil else {
+            return KTAPResult(
+                name: name, status: .skip("the ptshare_probe module is not loaded (\(TableProbe.directory))"))
+        }
+        let log = KernelLog.open()
+        var diag: [String] = []
+        var ok = true
+        let me = getpid()
+        let here = UInt64(UInt(bitPattern: Int(bitPattern: sbrk(0))))
+        let unusedPid = Int32(((try? ProcFS.integer("/proc/sys/kernel/pid_max")) ?? 32768) - 1)
+        let cases: [(String, Int32, (TableProbe) throws(SystemCallError) -> Void)] = [
+            (
+                "unknown pid \(unusedPid)", ESRCH,
+                { p throws(SystemCallError) in
+                    _ = try p.query(pid: unusedPid, start: here, end: here + 4096)
+                }
+            ),
+            (
+                "kernel thread (pid 2, no mm)", ESRCH,
+                { p throws(SystemCallError) in
+                    _ = try p.query(pid: 2, start: here, end: here + 4096)
+                }
+            ),
+            (
+                "empty range", EINVAL,
+                { p throws(SystemCallError) in
+                    _ = try p.query(pid: me, start: here, end: here, pteSlots: 1, pmdSlots: 1)
+                }
+            ),
+            (
+                "inverted range", EINVAL,
+                { p throws(SystemCallError) in
+                    _ = try p.query(pid: me, start: here + 4096, end: here, pteSlots: 1, pmdSlots: 1)
+                }
+            ),
+            (
+                "range over 64 GiB", EINVAL,
+                { p throws(SystemCallError) in
+                    _ = try p.query(pid: me, start: 1 << 40, end: (1 << 40) + (64 << 30) + (2 << 20))
+                }
+            ),
+            (
+                "range beyond user space", EINVAL,
+                { p throws(SystemCallError) in
+                    _ = try p.query(pid: me, start: 0xffff_8000_0000_0000, end: 0xffff_8000_0020_0000)
+                }
+            ),
+            (
+                "wrong interface version", EINVAL,
+                { p throws(SystemCallError) in
+                    _ = try p.query(pid: me, start: here, end: here + 4096, pteSlots: 1, pmdSlots: 1, version: 99)
+                }
+            ),
+            (
+                "too few slots", EINVAL,
+                { p throws(SystemCallError) in
+                    _ = try p.query(pid: me, start: 1 << 40, end: (1 << 40) + (8 << 20), pteSlots: 2, pmdSlots: 1)
+                }
+            ),
+            (
+                "bad user pointer", EFAULT,
+                { p throws(SystemCallError) in
+                    _ = try p.query(pid: me, start: here, end: here + 4096, pteSlots: 1, pmdSlots: 1, pteBuffer: 16)
+                }
+            ),
+        ]
+        do {
+            let probe = try TableProbe()
+            for (what, want, call) in cases {
+                do {
+                    try call(probe)
+                    diag.append("\(name): \(what): succeeded, expected \(ErrnoName.of(want))")
+                    ok = false
+                } catch {
+                    let good = error.errno == want
+                    ok = ok && good
+                    diag.append("\(name): \(what): \(error.errnoName)\(good ? "" : ", expected \(ErrnoName.of(want))")")
+                }
+            }
+        } catch {
+            return KTAPResult(
+                name: name, status: .fail, diagnostics: ["\(name): cannot open \(TableProbe.queryPath): \(error)"])
+        }
+        if access(o.modulePath, R_OK) != 0 {
+            diag += log.problems().map { "\(name): kernel log: \($0)" }
+            let status: KTAPResult.Status =
+                ok && log.problems().isEmpty
+                ? .skip("bad-input cases passed; no \(o.modulePath) for the load/unload cycles") : .fail
+            return KTAPResult(name: name, status: status, diagnostics: diag)
+        }
+        // A few cycles first so that caches the module touches have grown to their steady size.
+        do {
+            try moduleCycles(8, path: o.modulePath)
+            let before = kernelMemory()
+            let t0 = Sys.monotonicNanoseconds()
+            try moduleCycles(o.moduleCycles, path: o.modulePath)
+            let secs = Double(Sys.monotonicNanoseconds() - t0) / 1e9
+            let after = kernelMemory()
+            let grown = after - before
+            let bound: Int64 = 128 << 10
+            diag.append(
+                "\(name): \(o.moduleCycles) unload/load/query cycles in \(formatFixed(secs, decimals: 1)) s; "
+                    + "SUnreclaim+VmallocUsed+Percpu \(ByteSize.human(before)) -> \(ByteSize.human(after)) "
+                    + "(\(ByteSize.human(grown)), bound \(ByteSize.human(bound)))")
+            ok = ok && grown <= bound
+        } catch {
+            diag.append("\(name): module cycle failed: \(error)")
+            ok = false
+        }
+        let problems = log.problems()
+        diag += problems.map { "\(name): kernel log: \($0)" }
+        return KTAPResult(name: name, status: ok && problems.isEmpty ? .pass : .fail, diagnostics: diag)
+    }
+
+    /// Unload, load from `path`, and query this process once, `count` times.
+    static func moduleCycles(_ count: Int, path: String) throws(SystemCallError) {
+        for _ in 0..<count {
+            try Sys.deleteModule(TableProbe.moduleName)
+            let fd = try Sys.open(path, O_RDONLY | O_CLOEXEC)
+            defer { Sys.close(fd) }
+            try Sys.finitModule(fd, path: path)
+            let probe = try TableProbe()
+            let here = UInt64(UInt(bitPattern: Int(bitPattern: sbrk(0))))
+            _ = try probe.query(pid: getpid(), start: here - 4096, end: here)
+        }
+    }
+
+    /// Unreclaimable kernel memory a module leak would show in, folded first.
+    static func kernelMemory() -> Int64 {
+        _ = ProcFS.refreshVMStats()
+        guard let m = try? ProcFS.meminfo() else { return 0 }
+        return ["SUnreclaim", "VmallocUsed", "Percpu"].reduce(Int64(0)) { $0 + Int64(m.fields[$1] ?? 0) }
+    }
+
     // MARK: - Helpers
+
+    struct KTAPResultBox: Error {
+        let result: KTAPResult
+        init(_ r: KTAPResult) { result = r }
+    }
 
     enum Extra {
         case pass(String)
@@ -199,11 +417,11 @@ public enum Suite {
     }
 
     /// One run; passes when its verdict passes and `extra` (if any) agrees.
-    static func verdictTest(_ name: String, _ o: SuiteOptions, _ s: Scenario, extra: (RunReport) -> Extra?)
-        -> KTAPResult
-    {
+    static func verdictTest(
+        _ name: String, _ o: SuiteOptions, _ s: Scenario, tables: TablesMode = .auto, extra: (RunReport) -> Extra?
+    ) -> KTAPResult {
         let r: RunReport
-        do { r = try Runner.run(RunOptions(scenario: s)) } catch {
+        do { r = try Runner.run(RunOptions(scenario: s, tables: tables)) } catch {
             return KTAPResult(name: name, status: .fail, diagnostics: ["\(name): run failed: \(error)"])
         }
         let saved = save(r, o, "\(name).json")

@@ -194,6 +194,20 @@ public enum Sys {
         return pid
     }
 
+    public static func probeQuery(_ fd: Int32, _ q: inout ptshare_probe_query, path: String) throws(SystemCallError) {
+        _ = try check(
+            ptshare_probe_ioctl_query(fd, &q), "ioctl(PTSHARE_PROBE_IOC_QUERY)", path: path,
+            value: "pid=\(q.pid) start=\(hex(q.start)) end=\(hex(q.end))")
+    }
+
+    public static func finitModule(_ fd: Int32, path: String) throws(SystemCallError) {
+        _ = try check(ptshare_finit_module(fd, "", 0), "finit_module", path: path)
+    }
+
+    public static func deleteModule(_ name: String) throws(SystemCallError) {
+        _ = try check(ptshare_delete_module(name, UInt32(O_NONBLOCK)), "delete_module", path: name)
+    }
+
     /// Orphaned descendants are reparented to this process instead of init.
     public static func setChildSubreaper(_ on: Bool) throws(SystemCallError) {
         _ = try check(ptshare_set_child_subreaper(on ? 1 : 0), "prctl(PR_SET_CHILD_SUBREAPER)")
