@@ -22,13 +22,13 @@ if ((${#need[@]})); then
         exit 1
     fi
 fi
-busybox="$(command -v busybox)"
-file -L "$busybox" 2>/dev/null | grep -q "statically linked" || busybox=/bin/busybox
+# busybox-static's binary: the guest has no shared libraries.
+busybox=/bin/busybox
 bin="${PTSHARE_STATIC_BIN:-$("$root/scripts/build-static.sh")}"
 init="$root/scripts/guest/init"
 module="${1:-}"
 [ -z "$module" ] || [ -f "$module" ] || { echo "initramfs: error: $module not found" >&2; exit 1; }
-key="$(cat "$bin" "$busybox" "$init" ${module:+"$module"} | sha256sum | cut -c1-16)"
+key="$(cat "$0" "$bin" "$busybox" "$init" ${module:+"$module"} | sha256sum | cut -c1-16)"
 out="$cache/initramfs/$key.cpio.gz"
 if [ -f "$out" ]; then
     say "cached: $out"

@@ -6,8 +6,8 @@
 # stock: no patches; patched: kmod/patches/*.patch applied in order; patched-debug: patched
 # plus kmod/debug.config (DEBUG_VM, lockdep) when that file exists. Builds live outside the
 # repository in $PTSHARE_CACHE (default ${XDG_CACHE_HOME:-$HOME/.cache}/ptshare), keyed by a hash
-# of the source package version, the flavour, the patch series, the fragments and this script:
-# a cached kernel is reused, a changed input rebuilds. Prints the build directory on stdout;
+# of the source package version, the flavour, the patch series, the fragments and the recipe
+# version below: a cached kernel is reused, a changed input rebuilds. Prints the build directory on stdout;
 # it holds bzImage, .config, the module build tree (build/) and build.log.
 set -euo pipefail
 
@@ -29,7 +29,7 @@ fragment="$root/kmod/ptshare.config"
 debug_fragment="$root/kmod/debug.config"
 
 # Tools and the source package: installed when root, the exact line otherwise.
-pkgs=(linux-source-6.12 bc flex bison libelf-dev libssl-dev dwarves cpio xz-utils ccache make gcc)
+pkgs=(linux-source-6.12 bc flex bison libelf-dev libssl-dev dwarves cpio xz-utils ccache make gcc patch)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -49,6 +49,9 @@ version="$(dpkg-query -W -f='${Version}' linux-source-6.12)"
 patches=()
 if [ "$flavour" != stock ]; then
     while IFS= read -r p; do patches+=("$p"); done < <(find "$root/kmod/patches" -maxdepth 1 -name '*.patch' | sort)
+fi
+if [ "$flavour" != stock ] && ((${#patches[@]} == 0)); then
+    die "flavour $flavour needs kmod/patches/*.patch, and there are none: it would only be stock under another name"
 fi
 fragments=("$fragment")
 if [ "$flavour" = patched-debug ] && [ -f "$debug_fragment" ]; then fragments+=("$debug_fragment"); fi
@@ -78,7 +81,9 @@ mkdir -p "$dir"
 src="$dir/src"
 build="$dir/build"
 start=$(date +%s)
-if [ ! -f "$src/Makefile" ]; then
+# The stamp is written only once the source is whole and every patch applied: an interrupted
+# unpack or patch is redone, not reused.
+if [ ! -f "$dir/source-ready" ]; then
     say "unpacking $tarball (linux-source $version) into $src"
     rm -rf "$src" && mkdir -p "$src"
     tar -xf "$tarball" -C "$src" --strip-components=1
@@ -86,6 +91,7 @@ if [ ! -f "$src/Makefile" ]; then
         say "applying $(basename "$p")"
         patch -d "$src" -p1 --forward --batch <"$p" >&2 || die "$(basename "$p") does not apply to linux-source $version"
     done
+    touch "$dir/source-ready"
 fi
 
 say "config: tinyconfig + ${fragments[*]##*/}, LOCALVERSION=$localversion"

@@ -40,7 +40,8 @@ static void fail(const struct ptshare_worker_plan *p, struct ptshare_worker_repo
 	_exit(1);
 }
 
-/* Blocks until the driver hands out a token (one byte) or closes its end. */
+/* Blocks until the driver hands out a token (one byte). EOF means the run is being torn
+ * down before this worker's turn: exit rather than map. */
 static void wait_for_token(int fd)
 {
 	char c;
@@ -49,8 +50,8 @@ static void wait_for_token(int fd)
 	do {
 		n = read(fd, &c, 1);
 	} while (n < 0 && errno == EINTR);
-	if (n < 0)
-		_exit(4);
+	if (n != 1)
+		_exit(n == 0 ? 0 : 4);
 }
 
 /* Blocks until the driver closes its end of the pipe. */

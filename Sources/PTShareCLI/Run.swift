@@ -29,7 +29,10 @@ extension PTShare {
             help: "How workers fault the mapping in: none, read, write, populate (MADV_POPULATE_READ), populate-write.")
         public var touch: TouchMode = .populate
 
-        @Option(help: "auto (kernel chooses), same (one aligned address for all, MAP_FIXED_NOREPLACE), or 0xADDRESS.")
+        @Option(
+            help:
+                "auto (kernel chooses), same (one aligned address for all, MAP_FIXED_NOREPLACE), same+2M (moved by a skew), or 0xADDRESS."
+        )
         public var address: String = "auto"
 
         @Option(help: "Allowed relative deviation from the model (0.10 = 10 %).")

@@ -230,13 +230,30 @@ private let secondGiB: UInt64 = base + pmdSpan
     }
 
     /// hugetlb aligned but with a file offset not congruent modulo 1 GiB: no sharing.
-    @Test func hugetlbIncongruentOffsetNoSharing() throws {
+    @Test func hugetlbFileOffsetDoesNotMatterForForkedSharers() throws {
+        // page_table_shareable compares pmd_index of the two sharers' addresses for the same
+        // file index: identical mappings always match, whatever the file offset. 4 workers
+        // mapping 1 GiB at a 1 GiB-aligned address from file offset 2 MiB share one PMD table.
         let r = PageTableModel.expected(
             ModelInput(
                 workers: 4, address: secondGiB, size: 1 << 30, fileOffset: 2 << 20, leafSize: 2 << 20, touched: true,
                 share: .none, hugetlbPMDSharing: true, occupied: [occupiedAtBase]))
-        #expect(try level(r, "pmd").sharedPages == 0)
-        #expect(r.expectedPageTableBytes == 4 * 4096)
+        #expect(try level(r, "pmd").sharedPages == 1)
+        #expect(r.expectedPageTableBytes == 4096)
+    }
+
+    /// Sizes over 2 GiB at an address that is not 1 GiB-aligned still hold a whole 1 GiB span:
+    /// that one is shared, the two partial ones are each worker's own.
+    @Test func hugetlbUnalignedLargeMappingSharesItsWholeSpan() throws {
+        let r = PageTableModel.expected(
+            ModelInput(
+                workers: 10, address: secondGiB + (2 << 20), size: 2 << 30, leafSize: 2 << 20, touched: true,
+                share: .none, hugetlbPMDSharing: true, occupied: [occupiedAtBase]))
+        // Spans: [1G+2M .. 2G) partial, [2G .. 3G) whole, [3G .. 3G+2M) partial.
+        let pmd = try level(r, "pmd")
+        #expect(pmd.spans == 3 && pmd.sharedPages == 1 && pmd.perWorkerPages == 2)
+        #expect(pmd.distinctTables == 1 + 10 * 2)
+        #expect(r.expectedPageTableBytes == (1 + 10 * 2) * 4096)
     }
 
     /// (g) MAP_SHARED_PT, 4 KiB leaves, 256 MiB at an aligned address: every PTE table shared once.

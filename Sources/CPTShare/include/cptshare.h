@@ -74,7 +74,7 @@ struct ptshare_worker_plan {
 	int32_t touch;             /* enum ptshare_touch */
 	int32_t report_write_fd;
 	int32_t report_read_fd;    /* closed by the worker */
-	int32_t go_read_fd;        /* a byte (token) or EOF: map and touch now */
+	int32_t go_read_fd;        /* a byte (token): map and touch now; EOF: exit */
 	int32_t go_write_fd;       /* closed by the worker */
 	int32_t release_read_fd;   /* EOF: exit */
 	int32_t release_write_fd;  /* closed by the worker */

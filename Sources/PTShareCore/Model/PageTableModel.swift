@@ -138,10 +138,10 @@ public enum PageTableModel {
             // MAP_SHARED_PT: one PTE table per 2 MiB chunk of the file range.
             return m.share == .pt && (spanStart - m.address + m.fileOffset) % Geometry.pmdSize == 0
         case "pmd":
-            // Mainline hugetlb: the 1 GiB span must be whole in the VMA and the file offset
-            // congruent with the address modulo 1 GiB.
+            // Mainline hugetlb (page_table_shareable): the 1 GiB span must lie wholly in the VMA
+            // (checked by the caller) and sit at the same pmd_index in every sharer, which
+            // identical forked mappings of one file range always do.
             return m.hugetlbPMDSharing && m.leafSize == Geometry.pmdSize
-                && (spanStart - m.address + m.fileOffset) % Geometry.pudSize == 0
         default:
             return false
         }

@@ -63,6 +63,22 @@ public enum KernelProbe {
     public static func pmdSharing(machine: String) -> KernelFacts.PMDSharing {
         switch KernelConfigSource.load() {
         case .success(let (config, source)):
+            if config.value("CONFIG_HUGETLB_PMD_PAGE_TABLE_SHARING") == nil {
+                // The option arrived in 6.11; before it, the arch selecting
+                // ARCH_WANT_HUGE_PMD_SHARE decided alone.
+                guard let arch = config.value("CONFIG_ARCH_WANT_HUGE_PMD_SHARE") else {
+                    return .init(
+                        enabled: nil,
+                        basis:
+                            "\(source) has neither CONFIG_HUGETLB_PMD_PAGE_TABLE_SHARING nor CONFIG_ARCH_WANT_HUGE_PMD_SHARE"
+                    )
+                }
+                return .init(
+                    enabled: arch == "y",
+                    basis:
+                        "CONFIG_ARCH_WANT_HUGE_PMD_SHARE=\(arch) in \(source) (kernel before CONFIG_HUGETLB_PMD_PAGE_TABLE_SHARING)"
+                )
+            }
             let on = config.isEnabled("CONFIG_HUGETLB_PMD_PAGE_TABLE_SHARING")
             return .init(
                 enabled: on,

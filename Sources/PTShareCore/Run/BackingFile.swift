@@ -88,19 +88,27 @@ public struct BackingFile {
     /// Creates, sizes and fills the backing file before any worker exists, so that the
     /// workers' faults only install page-table entries (no allocation to measure around).
     public static func create(_ s: Scenario, plan: Plan) throws(RunError) -> BackingFile {
-        do {
+        do throws(SystemCallError) {
             switch s.backing {
             case .memfd:
                 let fd = try Sys.memfdCreate("ptshare", flags: UInt32(ptshare_MFD_CLOEXEC))
                 let f = BackingFile(fd: fd, name: "memfd:ptshare", leafSize: plan.leafSize, hugepagePool: nil)
-                try f.fill(s.size)
+                do throws(SystemCallError) { try f.fill(s.size) } catch {
+                    f.close()
+                    throw error
+                }
                 return f
             case .tmpfs, .hugetlbfs:
                 let path = (plan.directory ?? "") + "/ptshare.\(getpid()).data"
                 let fd = try Sys.open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC)
-                try Sys.unlink(path)
                 let f = BackingFile(fd: fd, name: path, leafSize: plan.leafSize, hugepagePool: plan.hugepagePool)
-                try f.fill(s.size)
+                do throws(SystemCallError) {
+                    try Sys.unlink(path)
+                    try f.fill(s.size)
+                } catch {
+                    f.close()
+                    throw error
+                }
                 return f
             case .anonShared, .dax:
                 return BackingFile(fd: -1, name: "anonymous", leafSize: plan.leafSize, hugepagePool: nil)

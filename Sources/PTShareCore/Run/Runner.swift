@@ -72,6 +72,18 @@ public enum Runner {
             (try? ProcFS.read("/sys/kernel/mm/transparent_hugepage/shmem_enabled")) ?? "", source: "shmem_enabled"
         ).selected
 
+        var plan = ptshare_worker_plan()
+        plan.fd = backing.fd
+        plan.prot = PROT_READ | PROT_WRITE
+        plan.touch = Int32(touchCode(s.touch).rawValue)
+        plan.length = s.size
+        plan.offset = 0
+        plan.touch_stride = backing.leafSize
+        // The pool allocates its bookkeeping now, before a free range is picked below: a large
+        // allocation made later could land in that range and make every MAP_FIXED_NOREPLACE fail.
+        let pool = try WorkerPool(count: s.workers, plan: plan, phaseTimeoutSeconds: o.phaseTimeoutSeconds)
+        defer { pool.teardown() }
+
         // Where and how the workers map.
         let fixed: UInt64?
         switch s.address {
@@ -99,16 +111,7 @@ public enum Runner {
             address = anonMapping!
         }
         defer { if let a = anonMapping { try? Sys.munmap(a, s.size) } }
-
-        var plan = ptshare_worker_plan()
-        plan.fd = backing.fd
-        plan.prot = PROT_READ | PROT_WRITE
-        plan.flags = flags
-        plan.touch = Int32(touchCode(s.touch).rawValue)
-        plan.address = address
-        plan.length = s.size
-        plan.offset = 0
-        plan.touch_stride = backing.leafSize
+        pool.setMapping(address: address, flags: flags)
 
         // Probes: base → spawn → control → map/touch → mapped.
         progress("sampling PageTables before forking")
@@ -118,9 +121,6 @@ public enum Runner {
         let driverBase = try driverVmPTE()
         let nodes = ProcFS.numaNodes()
         let nodesBase = nodes.map { try? ProcFS.nodeMeminfo($0).pageTables }
-        let pool = try WorkerPool(count: s.workers, plan: plan, phaseTimeoutSeconds: o.phaseTimeoutSeconds)
-        defer { pool.teardown() }
-
         progress("forking \(s.workers) workers")
         let t0 = Sys.monotonicNanoseconds()
         try pool.spawn()
@@ -334,7 +334,9 @@ public enum Runner {
             expectedPageTableBytes: b.model.expectedPageTableBytes, verdict: b.verdict, reason: b.reason)
         r.savings = Savings(
             baseline: b.measured.attributedPageTableBytes, measured: r.measured.attributedPageTableBytes)
-        if b.verdict != .pass && r.verdict == .pass {
+        // A baseline that misses its own model makes the savings meaningless: its failure (or
+        // skip) stands unless the scenario already failed.
+        if b.verdict != .pass && r.verdict != .fail {
             r.verdict = b.verdict
             r.reason = "baseline: " + b.reason
         }

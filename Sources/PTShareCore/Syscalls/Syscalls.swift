@@ -158,14 +158,24 @@ public enum Sys {
     /// posix_spawnp with stdout (and stderr, unless inherited) sent to files; a clean signal
     /// mask and default dispositions, as a shell would start it.
     /// `environment` adds to (or overrides) this process's environment for the child.
+    /// `ownGroup` starts it as the leader of a new process group, so that `kill(-pid, …)` reaches
+    /// everything it starts (a script's make and gcc).
     public static func spawn(
-        _ argv: [String], stdout: String?, stderr: String?, environment: [String: String] = [:]
+        _ argv: [String], stdout: String?, stderr: String?, environment: [String: String] = [:],
+        ownGroup: Bool = false
     ) throws(SystemCallError) -> pid_t {
         var fa = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&fa)
         defer { posix_spawn_file_actions_destroy(&fa) }
         if let stdout { posix_spawn_file_actions_addopen(&fa, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o644) }
-        if let stderr { posix_spawn_file_actions_addopen(&fa, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o644) }
+        if let stderr {
+            // One open file for both when they name the same file, so neither overwrites the other.
+            if stderr == stdout {
+                posix_spawn_file_actions_adddup2(&fa, 1, 2)
+            } else {
+                posix_spawn_file_actions_addopen(&fa, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            }
+        }
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
         defer { posix_spawnattr_destroy(&attr) }
@@ -176,7 +186,12 @@ public enum Sys {
         for sig in [SIGINT, SIGTERM, SIGHUP, SIGPIPE] { sigaddset(&defaults, sig) }
         posix_spawnattr_setsigmask(&attr, &empty)
         posix_spawnattr_setsigdefault(&attr, &defaults)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var spawnFlags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF
+        if ownGroup {
+            spawnFlags |= POSIX_SPAWN_SETPGROUP
+            posix_spawnattr_setpgroup(&attr, 0)
+        }
+        posix_spawnattr_setflags(&attr, Int16(spawnFlags))
         let cargv = argv.map { strdup($0) } + [nil]
         defer { cargv.forEach { free($0) } }
         var inherited: [UnsafeMutablePointer<CChar>?] = []

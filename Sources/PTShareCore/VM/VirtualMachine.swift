@@ -202,7 +202,7 @@ public enum VirtualMachine {
         log("booting: \(args.joined(separator: " "))")
         let bootStart = Sys.monotonicNanoseconds()
         let pid: pid_t
-        do { pid = try Sys.spawn(args, stdout: out + "/qemu.log", stderr: out + "/qemu.log") } catch {
+        do { pid = try Sys.spawn(args, stdout: out + "/qemu.log", stderr: out + "/qemu.log", ownGroup: true) } catch {
             throw .system(error)
         }
         var bootSeconds: Double?
@@ -242,7 +242,9 @@ public enum VirtualMachine {
             kernel: kernel, initramfs: initramfs, accel: .kvm, cpus: 1, memoryBytes: 256 << 20,
             commandLine: kernelCommandLine(hugepages: 0, bootProbe: true), console: console, share: nil)
         let t0 = Sys.monotonicNanoseconds()
-        guard let pid = try? Sys.spawn(args, stdout: out + "/kvm-probe.qemu.log", stderr: out + "/kvm-probe.qemu.log")
+        guard
+            let pid = try? Sys.spawn(
+                args, stdout: out + "/kvm-probe.qemu.log", stderr: out + "/kvm-probe.qemu.log", ownGroup: true)
         else { return (.tcg, "KVM probe could not start QEMU") }
         var booted = false
         let status = try? waitFor(pid, timeoutSeconds: 20) {
@@ -264,13 +266,16 @@ public enum VirtualMachine {
             if r == pid { return WorkerPool.describe(status: st) }
             tick()
             if Sys.stopSignal != 0 {
+                kill(-pid, SIGKILL)
                 kill(pid, SIGKILL)
                 _ = Glibc.waitpid(pid, &st, 0)
                 throw .interrupted(signal: Sys.stopSignal)
             }
             if Sys.monotonicNanoseconds() > deadline {
+                kill(-pid, SIGTERM)
                 kill(pid, SIGTERM)
                 Sys.sleep(milliseconds: 2000)
+                kill(-pid, SIGKILL)
                 kill(pid, SIGKILL)
                 _ = Glibc.waitpid(pid, &st, 0)
                 return nil
@@ -322,10 +327,17 @@ public enum VirtualMachine {
 
     /// Runs one of the project's scripts; its stderr goes to ours, the last stdout line is its answer.
     static func script(_ root: String, _ name: String, _ args: [String]) throws(VMError) -> String {
-        let outFile = "/tmp/ptshare-script.\(getpid()).out"
+        // mkstemp: a predictable name in /tmp written as root would follow a planted symlink.
+        var template = Array("/tmp/ptshare-script.XXXXXX".utf8CString)
+        let tfd = mkstemp(&template)
+        guard tfd >= 0 else { throw .system(SystemCallError("mkstemp", errno: errno, path: "/tmp")) }
+        Sys.close(tfd)
+        let outFile = String(cString: template)
         defer { _ = unlink(outFile) }
         let pid: pid_t
-        do { pid = try Sys.spawn(["bash", root + "/" + name] + args, stdout: outFile, stderr: nil) } catch {
+        do {
+            pid = try Sys.spawn(["bash", root + "/" + name] + args, stdout: outFile, stderr: nil, ownGroup: true)
+        } catch {
             throw .system(error)
         }
         guard let status = try waitFor(pid, timeoutSeconds: 4 * 3600, tick: {}) else {

@@ -32,12 +32,14 @@ public struct Verdict: Sendable, Equatable, Codable {
         let text =
             "measured \(ByteSize.human(attributed)) vs model \(ByteSize.human(model.expectedPageTableBytes)): "
             + "deviation \(ByteSize.human(deviation))\(pct), allowed ±\(ByteSize.human(allowed))"
-        let unstable =
-            samplingStable ? "" : "; PageTables did not settle while sampling (another process allocating page tables?)"
-        if abs(deviation) <= allowed {
-            return Verdict(status: .pass, reason: text + unstable, allowedDeviationBytes: allowed)
+        // A measurement that never settled cannot support a verdict either way.
+        if !samplingStable {
+            return Verdict(
+                status: .skip,
+                reason: text + "; PageTables did not settle while sampling (another process allocating page tables?)",
+                allowedDeviationBytes: allowed)
         }
-        return Verdict(status: .fail, reason: text + unstable, allowedDeviationBytes: allowed)
+        return Verdict(status: abs(deviation) <= allowed ? .pass : .fail, reason: text, allowedDeviationBytes: allowed)
     }
 }
 

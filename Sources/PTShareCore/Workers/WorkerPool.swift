@@ -53,6 +53,12 @@ public final class WorkerPool {
         plan.deallocate()
     }
 
+    /// Where and with which flags the workers map; set once the address is chosen.
+    public func setMapping(address: UInt64, flags: Int32) {
+        plan.pointee.address = address
+        plan.pointee.flags = flags
+    }
+
     /// Forks every worker and waits until all report `forked` (settled, nothing mapped).
     public func spawn() throws(RunError) {
         for i in 0..<count {
