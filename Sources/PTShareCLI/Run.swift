@@ -88,7 +88,9 @@ extension PTShare {
         public mutating func validate() throws {
             _ = try scenario()
             guard smapsWorkers >= 0 else { throw ValidationError("--smaps-workers \(smapsWorkers): must be 0 or more") }
-            guard hold >= 0 else { throw ValidationError("--hold \(hold): must be 0 or more seconds") }
+            guard hold >= 0 && hold <= 86_400 else {
+                throw ValidationError("--hold \(hold): must be between 0 and 86400 seconds")
+            }
             if let c = mapConcurrency, c < 1 {
                 throw ValidationError("--map-concurrency \(c): must be at least 1")
             }

@@ -71,7 +71,12 @@ extension PTShare {
             do {
                 r = try VirtualMachine.run(o) { printStderr("ptshare vm: " + $0) }
             } catch {
-                if let text = try? ProcFS.read(o.outDirectory + "/output.txt") { print(text, terminator: "") }
+                // Only a guest that ran has output of this run; earlier errors leave the folder's old files.
+                switch error {
+                case .timeout, .noReport, .kernelProblems, .qemuFailed:
+                    if let text = try? ProcFS.read(o.outDirectory + "/output.txt") { print(text, terminator: "") }
+                default: break
+                }
                 printError(error.description)
                 printStderr("ptshare vm: results (incomplete) in \(o.outDirectory)")
                 throw ExitCode(error.exitCode)

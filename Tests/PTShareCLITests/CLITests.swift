@@ -106,7 +106,8 @@ private let environmentIsClean = FlagOptions.environment().isEmpty
     }
 
     @Test func negativeHold() {
-        #expect(parseMessage(["run", "--hold=-1"]) == "--hold -1: must be 0 or more seconds")
+        #expect(parseMessage(["run", "--hold=-1"]) == "--hold -1: must be between 0 and 86400 seconds")
+        #expect(parseMessage(["run", "--hold", "86401"]) == "--hold 86401: must be between 0 and 86400 seconds")
     }
 
     @Test func zeroPhaseTimeout() {

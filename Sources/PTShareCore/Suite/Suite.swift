@@ -162,18 +162,13 @@ public enum Suite {
             return .failure(
                 .init(KTAPResult(name: name, status: .skip("mainline PMD sharing is compiled out: \(sharing.basis)"))))
         }
-        let pool = "/sys/kernel/mm/hugepages/hugepages-2048kB"
-        let need = o.hugetlbSize / page
-        let free = (try? ProcFS.integer(pool + "/free_hugepages")) ?? 0
-        let resv = (try? ProcFS.integer(pool + "/resv_hugepages")) ?? 0
-        guard free >= resv && free - resv >= need else {
-            return .failure(
-                .init(
-                    KTAPResult(
-                        name: name,
-                        status: .skip(
-                            "needs \(need) free 2048 kB huge pages, \(pool) has \(free >= resv ? free - resv : 0); "
-                                + "boot with hugepages=\(need + 64) or echo \(need + 64) > \(pool)/nr_hugepages"))))
+        // The same check run's preflight makes; short pages are a SKIP here, with its message.
+        do {
+            try BackingFile.checkHugePages(
+                pool: "/sys/kernel/mm/hugepages/hugepages-2048kB", pageSize: page, size: o.hugetlbSize)
+        } catch {
+            if case .preflight(let why) = error { return .failure(.init(KTAPResult(name: name, status: .skip(why)))) }
+            return .failure(.init(KTAPResult(name: name, status: .fail, diagnostics: ["\(name): \(error)"])))
         }
         return .success(mount)
     }

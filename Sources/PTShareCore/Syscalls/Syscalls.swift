@@ -72,18 +72,6 @@ public enum Sys {
         try check(Glibc.fork(), "fork")
     }
 
-    public static func setpgid(_ pid: pid_t, _ pgid: pid_t) throws(SystemCallError) {
-        _ = try check(Glibc.setpgid(pid, pgid), "setpgid", value: "pid=\(pid) pgid=\(pgid)")
-    }
-
-    /// ESRCH is an answer here (nobody left to signal), not an error.
-    @discardableResult
-    public static func kill(_ pid: pid_t, _ sig: Int32) throws(SystemCallError) -> Bool {
-        if Glibc.kill(pid, sig) == 0 { return true }
-        if errno == ESRCH { return false }
-        throw SystemCallError("kill", errno: errno, value: "pid=\(pid) sig=\(sig)")
-    }
-
     /// Returns nil when WNOHANG found nothing, and for ECHILD (nothing left to reap).
     public static func waitpid(_ pid: pid_t, noHang: Bool) throws(SystemCallError) -> (pid: pid_t, status: Int32)? {
         var status: Int32 = 0
@@ -124,7 +112,7 @@ public enum Sys {
         while off < bytes.count {
             let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + off, $0.count - off) }
             if n < 0 {
-                if errno == EINTR { continue }
+                if errno == EINTR && ptshare_stop_signal() == 0 { continue }
                 throw SystemCallError("write", errno: errno, path: path)
             }
             off += n

@@ -192,6 +192,7 @@ public enum VirtualMachine {
         var note = "requested"
         if o.accel == .auto {
             (accel, note) = probeKVM(kernel: kernel, initramfs: initramfs, out: out)
+            if Sys.stopSignal != 0 { throw .interrupted(signal: Sys.stopSignal) }
         }
         log("accelerator: \(accel.rawValue) (\(note))")
 

@@ -96,7 +96,7 @@ public final class WorkerPool {
     /// a thousand runnable faulting processes on two CPUs mostly measure the scheduler);
     /// returns when all report `ready`.
     public func mapAndTouch(concurrency: Int) throws(RunError) {
-        self.concurrency = max(1, concurrency)
+        self.concurrency = min(count, max(1, concurrency))
         try handOutTokens()
         try waitFor(.ready)
         Sys.close(go.write)
