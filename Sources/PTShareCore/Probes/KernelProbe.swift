@@ -118,10 +118,17 @@ public enum KernelProbe {
             probeModule: probeModuleState())
     }
 
-    /// The page-table probe module arrives with a later issue; until then report what is seen.
+    /// Whether kmod/ptshare_probe is loaded and which interface it speaks.
     static func probeModuleState() -> String {
-        guard let modules = try? ProcFS.read("/proc/modules") else { return "unknown (/proc/modules not readable)" }
-        return modules.split(separator: "\n").contains { $0.hasPrefix("ptshare_probe ") } ? "loaded" : "not loaded"
+        if let v = TableProbe.loadedVersion() { return "loaded, interface version \(v)" }
+        guard let modules = try? ProcFS.read("/proc/modules") else {
+            return "not loaded (no \(TableProbe.directory); /proc/modules not readable: a kernel without modules)"
+        }
+        if modules.split(separator: "\n").contains(where: { $0.hasPrefix("\(TableProbe.moduleName) ") }) {
+            return
+                "loaded, but \(TableProbe.directory) is missing: mount debugfs (mount -t debugfs none /sys/kernel/debug)"
+        }
+        return "not loaded"
     }
 }
 
