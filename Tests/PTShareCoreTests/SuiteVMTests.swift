@@ -134,3 +134,17 @@ import Testing
             ])
     }
 }
+
+@Suite struct TableProbeSlotTests {
+    /// The module sizes its answer by the aligned 2 MiB and 1 GiB windows covering [start, end);
+    /// ptshare must offer exactly as many slots or the call is EINVAL.
+    @Test func slotCountsCoverTheAlignedWindows() {
+        let g: UInt64 = 1 << 30
+        #expect(TableProbe.slotCounts(start: 0x7f00_0000_0000, end: 0x7f00_0000_0000 + g) == (512, 1))
+        // 64 MiB starting 4 KiB into a 2 MiB window: 33 PTE windows, one PMD window.
+        #expect(TableProbe.slotCounts(start: 0x7f00_0000_1000, end: 0x7f00_0400_1000) == (33, 1))
+        // 1 GiB skewed by 2 MiB: 512 PTE windows, two PMD windows.
+        #expect(TableProbe.slotCounts(start: g + (2 << 20), end: 2 * g + (2 << 20)) == (512, 2))
+        #expect(TableProbe.slotCounts(start: 4096, end: 8192) == (1, 1))
+    }
+}
