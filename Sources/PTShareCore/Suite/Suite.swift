@@ -131,8 +131,9 @@ public enum Suite {
         }
     }
 
-    /// The hugetlbfs mount to use, or the KTAP result (skip or fail) saying why there is none.
-    static func hugetlbMount(_ name: String, _ o: SuiteOptions) -> Result<MountEntry, KTAPResultBox> {
+    /// N workers × the hugetlb size on a 2 MiB hugetlbfs at one 1 GiB-aligned address (same file
+    /// offset), or the KTAP result (skip or fail) saying why it cannot run here.
+    static func alignedHugetlbScenario(_ name: String, _ o: SuiteOptions) -> Result<Scenario, KTAPResultBox> {
         let page = Geometry.pmdSize
         let mounts: [MountEntry]
         do { mounts = try ProcFS.mounts() } catch {
@@ -170,20 +171,26 @@ public enum Suite {
             if case .preflight(let why) = error { return .failure(.init(KTAPResult(name: name, status: .skip(why)))) }
             return .failure(.init(KTAPResult(name: name, status: .fail, diagnostics: ["\(name): \(error)"])))
         }
-        return .success(mount)
+        return .success(
+            Scenario(
+                backing: .hugetlbfs, path: mount.mountPoint, size: o.hugetlbSize, workers: o.workers,
+                touch: .populateWrite, address: .same, tolerance: o.tolerance))
+    }
+
+    /// SKIP for the tests that need kmod/ptshare_probe when it is not loaded.
+    static func needsProbeModule(_ name: String) -> KTAPResult? {
+        guard TableProbe.loadedVersion() == nil else { return nil }
+        return KTAPResult(name: name, status: .skip("the ptshare_probe module is not loaded (\(TableProbe.directory))"))
     }
 
     static func hugetlbPMDShare(_ o: SuiteOptions) -> KTAPResult {
         let name = "hugetlb.pmd_share.savings"
         let page = Geometry.pmdSize
-        let mount: MountEntry
-        switch hugetlbMount(name, o) {
-        case .success(let m): mount = m
+        let aligned: Scenario
+        switch alignedHugetlbScenario(name, o) {
+        case .success(let s): aligned = s
         case .failure(let box): return box.result
         }
-        let aligned = Scenario(
-            backing: .hugetlbfs, path: mount.mountPoint, size: o.hugetlbSize, workers: o.workers,
-            touch: .populateWrite, address: .same, tolerance: o.tolerance)
         var skewed = aligned
         skewed.address = .sameSkewed(page)
         var diag: [String] = []
@@ -216,10 +223,7 @@ public enum Suite {
 
     static func tablesMemfd(_ o: SuiteOptions) -> KTAPResult {
         let name = "tables.memfd.baseline.distinct"
-        guard TableProbe.loadedVersion() != nil else {
-            return KTAPResult(
-                name: name, status: .skip("the ptshare_probe module is not loaded (\(TableProbe.directory))"))
-        }
+        if let skip = needsProbeModule(name) { return skip }
         let s = Scenario(
             backing: .memfd, size: o.memfdSize, workers: o.workers, touch: .populate, tolerance: o.tolerance)
         return verdictTest(name, o, s, tables: .on) { r in tablesLine(name, r) }
@@ -227,18 +231,12 @@ public enum Suite {
 
     static func tablesHugetlb(_ o: SuiteOptions) -> KTAPResult {
         let name = "tables.hugetlb.pmd_shared"
-        guard TableProbe.loadedVersion() != nil else {
-            return KTAPResult(
-                name: name, status: .skip("the ptshare_probe module is not loaded (\(TableProbe.directory))"))
-        }
-        let mount: MountEntry
-        switch hugetlbMount(name, o) {
-        case .success(let m): mount = m
+        if let skip = needsProbeModule(name) { return skip }
+        let s: Scenario
+        switch alignedHugetlbScenario(name, o) {
+        case .success(let a): s = a
         case .failure(let box): return box.result
         }
-        let s = Scenario(
-            backing: .hugetlbfs, path: mount.mountPoint, size: o.hugetlbSize, workers: o.workers,
-            touch: .populateWrite, address: .same, tolerance: o.tolerance)
         return verdictTest(name, o, s, tables: .on) { r in
             guard let t = r.tables else { return .fail("\(name): no table census in the report") }
             let shared = r.model.levels.first { $0.level == "pmd" }?.sharedPages ?? 0
@@ -265,10 +263,7 @@ public enum Suite {
     /// around them, and the kernel log checked for BUG/WARNING/Oops.
     static func kmodBadInput(_ o: SuiteOptions) -> KTAPResult {
         let name = "kmod.badinput"
-        guard TableProbe.loadedVersion() != nil else {
-            return KTAPResult(
-                name: name, status: .skip("the ptshare_probe module is not loaded (\(TableProbe.directory))"))
-        }
+        if let skip = needsProbeModule(name) { return skip }
         let log = KernelLog.open()
         var diag: [String] = []
         var ok = true
