@@ -126,6 +126,9 @@ if [ $config_only = 1 ]; then
 fi
 
 export CCACHE_DIR="$cache/ccache"
+# Every key has its own tree; relative paths let objects that did not change hit across keys
+# (a new patch or fragment line) instead of missing on the absolute path.
+export CCACHE_BASEDIR="$dir" CCACHE_NOHASHDIR=true
 jobs="$(nproc)"
 say "make -j$jobs bzImage modules_prepare (log: $dir/build.log); about 9 min cold on 2 cores"
 if ! make -C "$src" O="$build" -j"$jobs" CC="ccache gcc" bzImage modules_prepare >"$dir/build.log" 2>&1; then
