@@ -28,6 +28,6 @@ if ! make -C "$kdir/build" M="$out" W=1 CC="ccache gcc" modules >"$out/build.log
     cat "$out/build.log" >&2
     die "module build failed"
 fi
-grep -E "warning:" "$out/build.log" >&2 && die "module build printed warnings"
+grep -iE "warning:" "$out/build.log" >&2 && die "module build printed warnings"
 say "built $out/ptshare_probe.ko"
 echo "$out/ptshare_probe.ko"

@@ -86,6 +86,23 @@ int ptshare_probe_ioctl_query(int fd, struct ptshare_probe_query *q)
 	return ioctl(fd, PTSHARE_PROBE_IOC_QUERY, q);
 }
 
+int ptshare_ioctl_raw(int fd, unsigned long cmd)
+{
+	return ioctl(fd, cmd, 0UL);
+}
+
+pid_t ptshare_fork_sleeper(void)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		for (;;)
+			pause();
+	}
+	return pid;
+}
+
 int ptshare_finit_module(int fd, const char *params, int flags)
 {
 	return (int)syscall(SYS_finit_module, fd, params, flags);

@@ -10,8 +10,10 @@
  * Locking: the target's mm is pinned (get_task_mm) and its mmap lock held for read. Only steps
  * that intersect a VMA still in the tree are walked, so tables that munmap frees after
  * detaching its VMAs (with the lock downgraded) are never touched. Entries are read
- * locklessly under RCU, and no PTE table is dereferenced: only its PFN is recorded, so a
- * table being retracted or freed concurrently yields a stale PFN at worst, never a bad access.
+ * locklessly and no PTE table is dereferenced: only its PFN is recorded, so a PTE table being
+ * retracted concurrently (khugepaged, under the file's i_mmap lock) yields a stale PFN at
+ * worst. The PMD table is read, though, and a shared hugetlb PMD table can be unshared
+ * through the rmap under i_mmap_rwsem alone, so hugetlb steps hold that lock for read.
  */
 #define pr_fmt(fmt) "ptshare_probe: " fmt
 
@@ -21,7 +23,7 @@
 #include <linux/module.h>
 #include <linux/pgtable.h>
 #include <linux/pid.h>
-#include <linux/rcupdate.h>
+#include <linux/hugetlb.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/task.h>
 #include <linux/slab.h>
@@ -98,17 +100,21 @@ static int ptshare_probe_walk_mm(struct mm_struct *mm, unsigned long start,
 	err = mmap_read_lock_killable(mm);
 	if (err)
 		return err;
-	rcu_read_lock();
 	for (addr = start; addr < end; addr += PMD_SIZE) {
+		struct address_space *mapping = NULL;
 		struct vm_area_struct *vma;
-		unsigned long lo = max(addr, start);
 
-		vma = find_vma_intersection(mm, lo, min(addr + PMD_SIZE, end));
+		vma = find_vma_intersection(mm, addr, min(addr + PMD_SIZE, end));
 		if (!vma)
 			continue;
-		ptshare_probe_step(mm, max(lo, vma->vm_start), w);
+		if (is_vm_hugetlb_page(vma) && vma->vm_file)
+			mapping = vma->vm_file->f_mapping;
+		if (mapping)
+			i_mmap_lock_read(mapping);
+		ptshare_probe_step(mm, max(addr, vma->vm_start), w);
+		if (mapping)
+			i_mmap_unlock_read(mapping);
 	}
-	rcu_read_unlock();
 	mmap_read_unlock(mm);
 	return 0;
 }
@@ -202,10 +208,10 @@ static long ptshare_probe_ioctl(struct file *file, unsigned int cmd, unsigned lo
 	}
 }
 
+/* No compat_ioctl: debugfs' proxy forwards only unlocked_ioctl, so only 64-bit callers work. */
 static const struct file_operations ptshare_probe_query_fops = {
 	.owner = THIS_MODULE,
 	.unlocked_ioctl = ptshare_probe_ioctl,
-	.compat_ioctl = compat_ptr_ioctl,
 };
 
 static ssize_t ptshare_probe_version_read(struct file *file, char __user *buf, size_t len,

@@ -16,7 +16,13 @@
 
 #define PTSHARE_PROBE_VERSION 1
 
-/* Work per call is capped: at most this many bytes of address range (32768 2 MiB steps). */
+/*
+ * Work per call is capped: at most this many bytes of address range, which an unaligned range
+ * spreads over up to 32769 2 MiB steps and 65 1 GiB steps. Errors: ESRCH (no such pid, or no
+ * mm), EINVAL (empty, inverted, beyond user space or over the cap, wrong version, too few
+ * slots), EFAULT (bad pointer), EINTR (killed waiting for the mmap lock), ENOMEM, ENOTTY
+ * (unknown ioctl). 64-bit callers only.
+ */
 #define PTSHARE_PROBE_MAX_RANGE (64ULL << 30)
 
 enum ptshare_probe_kind {

@@ -19,17 +19,21 @@ public final class KernelLog {
     public func problems() -> [String] {
         guard fd >= 0 else { return ["/dev/kmsg could not be opened: the kernel log was not checked"] }
         var text = ""
+        var lost: [String] = []
         var buf = [UInt8](repeating: 0, count: 8192)
         while true {
             let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
             if n > 0 {
                 text += String(decoding: buf[0..<n], as: UTF8.self)
             } else if n < 0 && errno == EPIPE {
-                continue  // records were overwritten before we read them; keep going
+                // Overwritten before we read them: unseen records cannot count as clean.
+                lost = ["/dev/kmsg: records were overwritten before they could be read"]
+            } else if n < 0 && errno == EINTR {
+                continue
             } else {
                 break  // EAGAIN: no more records
             }
         }
-        return ConsoleScan.problems(in: text).map(\.text)
+        return lost + ConsoleScan.problems(in: text).map(\.text)
     }
 }

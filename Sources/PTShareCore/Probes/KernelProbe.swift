@@ -120,7 +120,13 @@ public enum KernelProbe {
 
     /// Whether kmod/ptshare_probe is loaded and which interface it speaks.
     static func probeModuleState() -> String {
-        if let v = TableProbe.loadedVersion() { return "loaded, interface version \(v)" }
+        switch TableProbe.state() {
+        case .ready(let v): return "loaded, interface version \(v)"
+        case .incompatible(let v):
+            return
+                "loaded, interface version \(v), but this ptshare speaks \(PTSHARE_PROBE_VERSION): rebuild one of them"
+        case .notLoaded: break
+        }
         guard let modules = try? ProcFS.read("/proc/modules") else {
             return "not loaded (no \(TableProbe.directory); /proc/modules not readable: a kernel without modules)"
         }

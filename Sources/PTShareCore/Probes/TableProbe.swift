@@ -39,6 +39,23 @@ public final class TableProbe {
         return Int(t.trimmingWhitespace())
     }
 
+    public enum State: Equatable, Sendable {
+        case notLoaded
+        case ready(version: Int)
+        /// Loaded, but speaking another interface than this ptshare: every query would be EINVAL.
+        case incompatible(version: Int)
+    }
+
+    /// The one place that decides whether the module can be used.
+    public static func state() -> State {
+        guard let v = loadedVersion() else { return .notLoaded }
+        return v == Int(PTSHARE_PROBE_VERSION) ? .ready(version: v) : .incompatible(version: v)
+    }
+
+    /// Largest range one query may cover (the module's cap), as ptshare splits it: 1 GiB-aligned
+    /// pieces, so no PMD window is reported twice.
+    public static let queryChunk: UInt64 = 32 << 30
+
     let fd: Int32
 
     public init() throws(SystemCallError) {
@@ -46,6 +63,13 @@ public final class TableProbe {
     }
 
     deinit { Sys.close(fd) }
+
+    /// An arbitrary ioctl number on the query file (for the ENOTTY check).
+    public func rawIoctl(_ cmd: UInt) throws(SystemCallError) {
+        if ptshare_ioctl_raw(fd, cmd) != 0 {
+            throw SystemCallError("ioctl", errno: errno, path: TableProbe.queryPath, value: "cmd=\(hex(UInt64(cmd)))")
+        }
+    }
 
     /// Slot counts the module needs for [start, end): its step arithmetic, done the same way.
     public static func slotCounts(start: UInt64, end: UInt64) -> (pte: Int, pmd: Int) {

@@ -3,6 +3,7 @@ public enum ConsoleScan {
     /// What fails a VM run wherever it appears in the console.
     public static let patterns = [
         "BUG:", "WARNING:", "Oops", "Kernel panic", "soft lockup", "hung_task", "general protection fault",
+        "UBSAN:", "detected stalls", "self-detected stall",
     ]
 
     /// The lines that match, with their 1-based line numbers.
