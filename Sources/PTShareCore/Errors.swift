@@ -66,6 +66,7 @@ public enum ErrnoName {
         case EBUSY: return "EBUSY"
         case EEXIST: return "EEXIST"
         case ENODEV: return "ENODEV"
+        case ENOTTY: return "ENOTTY"
         case ENOTDIR: return "ENOTDIR"
         case EINVAL: return "EINVAL"
         case ENFILE: return "ENFILE"
