@@ -54,6 +54,9 @@ public struct LevelCount: Sendable, Equatable, Codable {
 }
 
 public struct ModelResult: Sendable, Equatable, Codable {
+    /// The counts of one level ("pte", "pmd", "pud"); nil when the leaf size has no such level.
+    public func level(_ name: String) -> LevelCount? { levels.first { $0.level == name } }
+
     public var expectedPageTableBytes: Int64
     /// The same scenario without any sharing: the baseline savings are measured against.
     public var unsharedPageTableBytes: Int64

@@ -168,6 +168,9 @@ public struct RunReport: Sendable, Codable {
     }
 
     public struct ModelReport: Sendable, Codable {
+        /// The counts of one level ("pte", "pmd", "pud"); nil when the leaf size has no such level.
+        public func level(_ name: String) -> LevelCount? { levels.first { $0.level == name } }
+
         public var expectedPageTableBytes: Int64
         public var unsharedPageTableBytes: Int64
         public var perWorkerBytes: Int64

@@ -201,7 +201,7 @@ public enum Runner {
             samplingStable: base.stable && control.stable && mapped.stable)
         var tables: RunReport.Tables?
         if let c = tableCounts, let v = tablesVersion {
-            let expect = { (level: String) in model.levels.first { $0.level == level }?.distinctTables ?? 0 }
+            let expect = { (level: String) in model.level(level)?.distinctTables ?? 0 }
             let t = RunReport.Tables(
                 interfaceVersion: v, workersQueried: s.workers, distinctPteTables: c.pte, distinctPmdTables: c.pmd,
                 expectedDistinctPteTables: expect("pte"), expectedDistinctPmdTables: expect("pmd"),

@@ -223,7 +223,7 @@ public enum Suite {
         diag += unsaved
         diag.append("\(name): 1 GiB-aligned: \(a.verdict.rawValue): \(a.reason)")
         diag.append("\(name): skewed by 2 MiB (no whole 1 GiB span): \(u.verdict.rawValue): \(u.reason)")
-        let shared = a.model.levels.first { $0.level == "pmd" }?.sharedPages ?? 0
+        let shared = a.model.level("pmd")?.sharedPages ?? 0
         let savings = Savings(
             baseline: u.measured.attributedPageTableBytes, measured: a.measured.attributedPageTableBytes)
         let pct = savings.fraction.map { formatFixed($0 * 100, decimals: 1) + " %" } ?? "n/a"
@@ -256,7 +256,7 @@ public enum Suite {
         }
         return verdictTest(name, o, s, tables: .on) { r in
             guard let t = r.tables else { return .fail("\(name): no table census in the report") }
-            let shared = r.model.levels.first { $0.level == "pmd" }?.sharedPages ?? 0
+            let shared = r.model.level("pmd")?.sharedPages ?? 0
             let leaves = Int(o.hugetlbSize / Geometry.pmdSize) * o.workers
             let line =
                 "\(name): \(t.distinctPmdTables) distinct PMD tables for \(o.workers) workers (model "

@@ -267,22 +267,26 @@ public enum VirtualMachine {
             if r == pid { return WorkerPool.describe(status: st) }
             tick()
             if Sys.stopSignal != 0 {
-                kill(-pid, SIGKILL)
-                kill(pid, SIGKILL)
+                signalGroup(pid, SIGKILL)
                 _ = Glibc.waitpid(pid, &st, 0)
                 throw .interrupted(signal: Sys.stopSignal)
             }
             if Sys.monotonicNanoseconds() > deadline {
-                kill(-pid, SIGTERM)
-                kill(pid, SIGTERM)
+                signalGroup(pid, SIGTERM)
                 Sys.sleep(milliseconds: 2000)
-                kill(-pid, SIGKILL)
-                kill(pid, SIGKILL)
+                signalGroup(pid, SIGKILL)
                 _ = Glibc.waitpid(pid, &st, 0)
                 return nil
             }
             Sys.sleep(milliseconds: 100)
         }
+    }
+
+    /// The child was started as a group leader (Sys.spawn ownGroup): signal everything it
+    /// started, and the child itself in case it left the group.
+    static func signalGroup(_ pid: pid_t, _ sig: Int32) {
+        kill(-pid, sig)
+        kill(pid, sig)
     }
 
     static func kernelImage(_ o: VMOptions) throws(VMError) -> String {
