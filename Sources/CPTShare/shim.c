@@ -86,9 +86,11 @@ int ptshare_probe_ioctl_query(int fd, struct ptshare_probe_query *q)
 	return ioctl(fd, PTSHARE_PROBE_IOC_QUERY, q);
 }
 
-int ptshare_ioctl_raw(int fd, unsigned long cmd)
+const unsigned long ptshare_PROBE_IOC_QUERY = PTSHARE_PROBE_IOC_QUERY;
+
+int ptshare_ioctl_raw(int fd, unsigned long cmd, unsigned long arg)
 {
-	return ioctl(fd, cmd, 0UL);
+	return ioctl(fd, cmd, arg);
 }
 
 pid_t ptshare_fork_sleeper(void)

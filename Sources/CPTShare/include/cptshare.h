@@ -30,8 +30,10 @@ int ptshare_statfs(const char *path, long *type, uint64_t *block_size);
 
 /* ioctl is variadic, which Swift cannot call. */
 int ptshare_probe_ioctl_query(int fd, struct ptshare_probe_query *q);
-/* Any ioctl number on the probe's file: kmod.badinput checks that an unknown one is ENOTTY. */
-int ptshare_ioctl_raw(int fd, unsigned long cmd);
+/* Any ioctl number and argument on the probe's file: kmod.badinput checks that an unknown one
+ * is ENOTTY and that a bad query pointer is EFAULT. _IOWR does not import into Swift. */
+int ptshare_ioctl_raw(int fd, unsigned long cmd, unsigned long arg);
+extern const unsigned long ptshare_PROBE_IOC_QUERY;
 /* A child that only waits to be killed (dies with its parent): a short-lived mm to query. */
 pid_t ptshare_fork_sleeper(void);
 /* No glibc wrappers: load and unload the probe module (kmod.badinput's reload cycles). */

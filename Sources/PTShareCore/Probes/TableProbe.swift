@@ -64,9 +64,9 @@ public final class TableProbe {
 
     deinit { Sys.close(fd) }
 
-    /// An arbitrary ioctl number on the query file (for the ENOTTY check).
-    public func rawIoctl(_ cmd: UInt) throws(SystemCallError) {
-        if ptshare_ioctl_raw(fd, cmd) != 0 {
+    /// An arbitrary ioctl number and argument on the query file (the ENOTTY and EFAULT checks).
+    public func rawIoctl(_ cmd: UInt, argument: UInt = 0) throws(SystemCallError) {
+        if ptshare_ioctl_raw(fd, cmd, argument) != 0 {
             throw SystemCallError("ioctl", errno: errno, path: TableProbe.queryPath, value: "cmd=\(hex(UInt64(cmd)))")
         }
     }

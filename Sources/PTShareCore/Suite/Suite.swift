@@ -345,6 +345,12 @@ public enum Suite {
                 }
             ),
             ("unknown ioctl", ENOTTY, { p throws(SystemCallError) in try p.rawIoctl(0x7001) }),
+            (
+                "bad pointer to the query itself", EFAULT,
+                { p throws(SystemCallError) in
+                    try p.rawIoctl(ptshare_PROBE_IOC_QUERY, argument: 16)
+                }
+            ),
         ]
         // pid 2 is kthreadd (no mm) outside a PID namespace; inside one it may be anything.
         if ((try? ProcFS.read("/proc/2/comm")) ?? "").trimmingWhitespace() == "kthreadd" {
