@@ -88,21 +88,19 @@ public enum KernelProbe {
         }
     }
 
+    /// The shmem THP policy; nil on a kernel without /sys/kernel/mm/transparent_hugepage.
+    public static func shmemTHP() throws(RunError) -> String? {
+        let path = "/sys/kernel/mm/transparent_hugepage/shmem_enabled"
+        guard let t = try? ProcFS.read(path) else { return nil }
+        do { return try ThpSetting.parse(t, source: path).selected } catch { throw .parse(error) }
+    }
+
     public static func facts(mapSharedPTValue: UInt32) throws(RunError) -> KernelFacts {
         let (release, machine): (String, String)
         do { (release, machine) = try Sys.uname() } catch { throw .system(error) }
         let meminfo = try ProcFS.meminfo()
         let mounts = try ProcFS.mounts()
-        let thp: String?
-        if let t = try? ProcFS.read("/sys/kernel/mm/transparent_hugepage/shmem_enabled") {
-            do {
-                thp = try ThpSetting.parse(t, source: "/sys/kernel/mm/transparent_hugepage/shmem_enabled").selected
-            } catch {
-                throw .parse(error)
-            }
-        } else {
-            thp = nil
-        }
+        let thp = try shmemTHP()
         return KernelFacts(
             release: release, machine: machine,
             mapSharedPt: try mapSharedPT(value: mapSharedPTValue),

@@ -24,9 +24,8 @@ public enum Sampler {
         while true {
             refreshed = ProcFS.refreshVMStats() && refreshed
             last = try ProcFS.meminfo()
-            guard let pt = last.pageTables else {
-                throw .parse(ProcParseError(source: "/proc/meminfo", line: 0, text: "", reason: "no PageTables line"))
-            }
+            let pt: UInt64
+            do { pt = try last.require("PageTables") } catch { throw .parse(error) }
             samples.append(pt)
             let tail = samples.suffix(window)
             let elapsed = Int((Sys.monotonicNanoseconds() - start) / 1_000_000)

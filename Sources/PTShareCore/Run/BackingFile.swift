@@ -158,9 +158,8 @@ public enum Preflight {
         let overhead = perWorkerOverheadBytes * UInt64(s.workers)
         let data = s.backing == .hugetlbfs ? 0 : s.size
         let need = tables + overhead + data
-        guard let available = meminfo.memAvailable else {
-            throw .parse(ProcParseError(source: "/proc/meminfo", line: 0, text: "", reason: "no MemAvailable line"))
-        }
+        let available: UInt64
+        do { available = try meminfo.require("MemAvailable") } catch { throw .parse(error) }
         if need > available {
             throw .preflight(
                 "run needs an estimated \(ByteSize.human(Int64(need))) (page tables \(ByteSize.human(Int64(tables))) "

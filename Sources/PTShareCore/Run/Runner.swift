@@ -80,9 +80,8 @@ public enum Runner {
         let backing = try BackingFile.create(s, plan: backingPlan)
         defer { backing.close() }
         let pmdSharing = s.backing == .hugetlbfs ? KernelProbe.pmdSharing(machine: machine) : nil
-        let thp = try? ThpSetting.parse(
-            (try? ProcFS.read("/sys/kernel/mm/transparent_hugepage/shmem_enabled")) ?? "", source: "shmem_enabled"
-        ).selected
+        // Informational in a run report: a malformed setting does not stop the run.
+        let thp = (try? KernelProbe.shmemTHP()) ?? nil
 
         var plan = ptshare_worker_plan()
         plan.fd = backing.fd
@@ -377,22 +376,19 @@ public enum Runner {
         }
     }
 
-    static func driverVmPTE() throws(RunError) -> Int64 {
-        guard let v = try ProcFS.status(getpid()).vmPTE else {
-            throw .parse(ProcParseError(source: "/proc/self/status", line: 0, text: "", reason: "no VmPTE line"))
+    /// A process's own page-table bytes (VmPTE of /proc/PID/status).
+    static func vmPTE(_ pid: pid_t) throws(RunError) -> Int64 {
+        guard let v = try ProcFS.status(pid).vmPTE else {
+            throw .parse(ProcParseError(source: "/proc/\(pid)/status", line: 0, text: "", reason: "no VmPTE line"))
         }
         return Int64(v)
     }
 
+    static func driverVmPTE() throws(RunError) -> Int64 { try vmPTE(getpid()) }
+
     static func vmPTESum(_ pids: [pid_t]) throws(RunError) -> Int64 {
         var sum: Int64 = 0
-        for pid in pids {
-            let st = try ProcFS.status(pid)
-            guard let v = st.vmPTE else {
-                throw .parse(ProcParseError(source: "/proc/\(pid)/status", line: 0, text: "", reason: "no VmPTE line"))
-            }
-            sum += Int64(v)
-        }
+        for pid in pids { sum += try vmPTE(pid) }
         return sum
     }
 
