@@ -1,3 +1,4 @@
+import CPTShare
 import Glibc
 
 /// Boots the test kernel in QEMU with the ptshare initramfs, runs one ptshare command in the
@@ -224,9 +225,10 @@ public enum VirtualMachine {
                 lines: problems.map { "\(console):\($0.line): \($0.text)" }, console: console, guestStatus: guestStatus)
         }
         guard let guestStatus else {
-            if status != "exited with status 0" {
+            if !status.succeeded {
                 let q = (try? ProcFS.read(out + "/qemu.log")) ?? ""
-                throw .qemuFailed(status: status, log: out + "/qemu.log", tail: ConsoleScan.tail(q + consoleText))
+                throw .qemuFailed(
+                    status: status.description, log: out + "/qemu.log", tail: ConsoleScan.tail(q + consoleText))
             }
             throw .noReport(console: console, tail: ConsoleScan.tail(consoleText))
         }
@@ -253,18 +255,25 @@ public enum VirtualMachine {
         }
         let secs = formatFixed(Double(Sys.monotonicNanoseconds() - t0) / 1e9, decimals: 1)
         if booted { return (.kvm, "KVM probe boot reached init in \(secs) s") }
-        let why = (status ?? nil).map { "QEMU \($0)" } ?? "no init within 20 s"
+        let why = (status ?? nil).map { "QEMU \($0.description)" } ?? "no init within 20 s"
         return (.tcg, "KVM probe boot failed (\(why), see \(console)); falling back to TCG")
+    }
+
+    /// How a child ended, judged from its wait status by the wait macros (not from text).
+    struct ChildExit: CustomStringConvertible {
+        let status: Int32
+        var succeeded: Bool { ptshare_wifexited(status) != 0 && ptshare_wexitstatus(status) == 0 }
+        var description: String { WorkerPool.describe(status: status) }
     }
 
     /// Waits for a child; `tick` runs every 100 ms. Returns how it ended, or nil after the
     /// timeout (the child is then killed and reaped). A stop signal kills it and throws.
-    static func waitFor(_ pid: pid_t, timeoutSeconds: Int, tick: () -> Void) throws(VMError) -> String? {
+    static func waitFor(_ pid: pid_t, timeoutSeconds: Int, tick: () -> Void) throws(VMError) -> ChildExit? {
         let deadline = Sys.monotonicNanoseconds() + UInt64(timeoutSeconds) * 1_000_000_000
         while true {
             var st: Int32 = 0
             let r = Glibc.waitpid(pid, &st, WNOHANG)
-            if r == pid { return WorkerPool.describe(status: st) }
+            if r == pid { return ChildExit(status: st) }
             tick()
             if Sys.stopSignal != 0 {
                 signalGroup(pid, SIGKILL)
@@ -348,7 +357,7 @@ public enum VirtualMachine {
         guard let status = try waitFor(pid, timeoutSeconds: 4 * 3600, tick: {}) else {
             throw .scriptFailed(script: name, status: "did not finish in 4 hours")
         }
-        guard status == "exited with status 0" else { throw .scriptFailed(script: name, status: status) }
+        guard status.succeeded else { throw .scriptFailed(script: name, status: status.description) }
         let text = (try? ProcFS.read(outFile)) ?? ""
         guard let last = text.split(separator: "\n").last else {
             throw .scriptFailed(script: name, status: "printed no path")
