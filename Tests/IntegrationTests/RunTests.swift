@@ -94,6 +94,18 @@ struct RunTests {
         for w in workers { #expect(!exists(w), "worker \(w) left behind") }
     }
 
+    /// SIGTERM while workers are still mapping, one at a time: the driver is blocked in poll
+    /// waiting for reports, and the EINTR it gets there must read as the interruption.
+    @Test func sigtermWhileWaitingForReportsIsAnInterruption() throws {
+        let d = try Driver(["run", "--size", "256M", "--workers", "64", "--map-concurrency", "1"])
+        #expect(eventually(30) { !mappedWorkers(of: d.pid, marker: "memfd:ptshare").isEmpty })
+        usleep(100_000)
+        kill(d.pid, SIGTERM)
+        #expect(try d.wait(timeoutSeconds: 30) == 128 + SIGTERM, "\(d.stderr)")
+        #expect(d.stderr.contains("interrupted by signal 15"), "\(d.stderr)")
+        #expect(children(of: d.pid).isEmpty)
+    }
+
     @Test func killedDriverTakesItsWorkersAlong() throws {
         // The driver gets no chance to clean up: PR_SET_PDEATHSIG must do it. The test becomes
         // the subreaper so orphans are reparented here and can be checked and reaped.

@@ -43,6 +43,17 @@ public enum PTShareVersion {
 /// One run, in the order the layout names: scenario → workers → probes → model → verdict → report.
 public enum Runner {
     public static func run(_ o: RunOptions, progress: (String) -> Void = { _ in }) throws(RunError) -> RunReport {
+        do { return try measure(o, progress: progress) } catch {
+            // A stop signal interrupts whichever call was blocking (poll, read, waitpid); the
+            // EINTR that call reports is the interruption, wherever it surfaced.
+            if case .system(let e) = error, e.errno == EINTR, Sys.stopSignal != 0 {
+                throw .interrupted(signal: Sys.stopSignal)
+            }
+            throw error
+        }
+    }
+
+    static func measure(_ o: RunOptions, progress: (String) -> Void) throws(RunError) -> RunReport {
         let s = o.scenario
         do { try s.validate() } catch { throw .preflight(error.description) }
         do { try Sys.installStopHandlers() } catch { throw .system(error) }
