@@ -3,8 +3,10 @@
 #
 #   scripts/kernel-build.sh [--config-only] stock|patched|patched-debug
 #
-# stock: no patches; patched: kmod/patches/*.patch applied in order; patched-debug: patched
-# plus kmod/debug.config (DEBUG_VM, lockdep) when that file exists. Builds live outside the
+# Every flavour is tinyconfig + kmod/ptshare.config. stock: no patches, nothing else (the
+# unpatched baseline); patched: kmod/patches/*.patch applied in order, plus kmod/patched.config
+# (CONFIG_PTSHARE=y); patched-debug: patched plus kmod/debug.config (DEBUG_VM, lockdep and
+# friends). Builds live outside the
 # repository in $PTSHARE_CACHE (default ${XDG_CACHE_HOME:-$HOME/.cache}/ptshare), keyed by a hash
 # of the source package version, the flavour, the patch series, the fragments and the recipe
 # version below: a cached kernel is reused, a changed input rebuilds. Prints the build directory on stdout;
@@ -26,6 +28,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cache="${PTSHARE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ptshare}"
 tarball=/usr/src/linux-source-6.12.tar.xz
 fragment="$root/kmod/ptshare.config"
+patched_fragment="$root/kmod/patched.config"
 debug_fragment="$root/kmod/debug.config"
 
 # Tools and the source package: installed when root, the exact line otherwise.
@@ -48,15 +51,24 @@ version="$(dpkg-query -W -f='${Version}' linux-source-6.12)"
 
 patches=()
 if [ "$flavour" != stock ]; then
-    while IFS= read -r p; do patches+=("$p"); done < <(find "$root/kmod/patches" -maxdepth 1 -name '*.patch' | sort)
+    # git format-patch --cover-letter's 0000 has no diff (patch would call it garbage).
+    while IFS= read -r p; do patches+=("$p"); done < <(find "$root/kmod/patches" -maxdepth 1 -name '*.patch' ! -name '0000-cover-letter.patch' | sort)
 fi
 if [ "$flavour" != stock ] && ((${#patches[@]} == 0)); then
     die "flavour $flavour needs kmod/patches/*.patch, and there are none: it would only be stock under another name"
 fi
+# Merged in this order; a later fragment wins. A missing fragment is an error, never a quieter
+# kernel under the same flavour name.
 fragments=("$fragment")
-if [ "$flavour" = patched-debug ] && [ -f "$debug_fragment" ]; then fragments+=("$debug_fragment"); fi
+if [ "$flavour" != stock ]; then fragments+=("$patched_fragment"); fi
+if [ "$flavour" = patched-debug ]; then fragments+=("$debug_fragment"); fi
+for f in "${fragments[@]}"; do
+    [ -f "$f" ] || die "flavour $flavour needs ${f#"$root"/}, and it is missing"
+done
 
 # Bump when the recipe below changes what gets built (not for messages): part of the cache key.
+# The fragments a flavour merges are hashed by content, so adding one to a flavour changes that
+# flavour's key without a bump (and leaves the other flavours' cached kernels valid).
 recipe=2
 series_hash="$( (for p in "${patches[@]}"; do basename "$p"; cat "$p"; done) | sha256sum | cut -c1-8)"
 key="$( (
