@@ -2,16 +2,35 @@
 # README command 1: the verification suite in QEMU on a test kernel built from Debian's
 # linux-source-6.12.
 #
-#   scripts/vm-suite.sh [stock|patched|patched-debug] [ptshare vm options...]
+#   scripts/vm-suite.sh [stock|patched|patched-debug] [ptshare vm options...] [-- suite options...]
 #
-# Installs what it needs when run as root (QEMU here; the kernel and initramfs scripts install
-# theirs), otherwise prints the apt-get line. Exit status: ptshare vm's (non-zero on any
-# "not ok", on a kernel problem in the console, or when the VM could not run).
+# Runs `ptshare vm --kernel FLAVOUR [vm options] -- suite --ktap --expect-map-shared-pt X
+# [suite options]`: X is unsupported for stock and supported for the patched flavours. Options
+# after `--` go to the suite in the guest, e.g. `-- --test sharedpt.stress` (repeatable) runs
+# a subset. Installs what it needs when run as root (QEMU here; the kernel and initramfs
+# scripts install theirs), otherwise prints the apt-get line. Exit status: ptshare vm's
+# (non-zero on any "not ok", on a kernel problem in the console, or when the VM could not run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
 flavour="${1:-stock}"
 shift || true
+case "$flavour" in
+    stock) expect=unsupported ;;
+    patched | patched-debug) expect=supported ;;
+    *) echo "vm-suite: error: flavour must be stock, patched or patched-debug" >&2; exit 64 ;;
+esac
+vm_args=()
+suite_args=()
+while (($#)); do
+    if [ "$1" = -- ]; then
+        shift
+        suite_args=("$@")
+        break
+    fi
+    vm_args+=("$1")
+    shift
+done
 if ! command -v qemu-system-x86_64 >/dev/null; then
     if [ "$(id -u)" = 0 ]; then
         echo "vm-suite: apt-get install qemu-system-x86" >&2
@@ -21,12 +40,7 @@ if ! command -v qemu-system-x86_64 >/dev/null; then
         exit 1
     fi
 fi
-case "$flavour" in
-    stock) expect=unsupported ;;
-    patched | patched-debug) expect=supported ;;
-    *) echo "vm-suite: error: flavour must be stock, patched or patched-debug" >&2; exit 64 ;;
-esac
 # One static build serves the host (ptshare vm) and the guest (initramfs.sh reuses it).
 bin="$(scripts/build-static.sh)"
 export PTSHARE_STATIC_BIN="$bin"
-exec "$bin" vm --kernel "$flavour" "$@" -- suite --ktap --expect-map-shared-pt "$expect"
+exec "$bin" vm --kernel "$flavour" "${vm_args[@]}" -- suite --ktap --expect-map-shared-pt "$expect" "${suite_args[@]}"
