@@ -34,6 +34,12 @@ extension PTShare {
         @Option(help: "Upper bound of the harness's own page tables per worker.")
         public var controlBound: String = "64K"
 
+        @Option(help: "Size of the sharedpt.*.savings and sharedpt.memfd.tables scenarios (a multiple of 2M).")
+        public var sharedPtSize: String = "256M"
+
+        @Option(help: "Seconds that sharedpt.stress runs.")
+        public var stressSeconds: Int = 60
+
         @Option(help: "What MAP_SHARED_PT should be: auto, supported, unsupported.")
         public var expectMapSharedPt: SuiteOptions.Expectation = .auto
 
@@ -58,12 +64,16 @@ extension PTShare {
                 throw ValidationError(
                     "--test \(t): unknown; the tests are \(PTShareCore.Suite.testNames.joined(separator: ", "))")
             }
-            return SuiteOptions(
+            var o = SuiteOptions(
                 workers: workers, memfdSize: try size("--memfd-size", memfdSize),
                 hugetlbSize: try size("--hugetlb-size", hugetlbSize), tolerance: tolerance,
                 controlBoundBytes: Int64(try size("--control-bound", controlBound)), expectSharedPT: expectMapSharedPt,
                 mapSharedPTValue: try flag.resolve(), outDirectory: out ?? defaultResultsDirectory("suite"), only: tests
             )
+            o.sharedPTSize = try size("--shared-pt-size", sharedPtSize)
+            o.stressSeconds = stressSeconds
+            do { try o.validate() } catch { throw ValidationError(error.description) }
+            return o
         }
 
         public mutating func validate() throws { _ = try options() }

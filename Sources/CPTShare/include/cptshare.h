@@ -105,4 +105,118 @@ struct ptshare_worker_report {
 __attribute__((noreturn))
 void ptshare_worker_main(const struct ptshare_worker_plan *plan, uint32_t index);
 
+/* MAP_SHARED_PT tests (sharedpt.*): constants behind _GNU_SOURCE or <linux/...> headers, and
+ * the syscalls Swift cannot call (mremap is variadic, mlock2 has no wrapper in older glibc). */
+extern const int ptshare_MAP_LOCKED;
+extern const int ptshare_MADV_DONTNEED;
+extern const int ptshare_MADV_HUGEPAGE;
+extern const int ptshare_MADV_NOHUGEPAGE;
+extern const int ptshare_MREMAP_MAYMOVE;
+extern const int ptshare_MLOCK_ONFAULT;
+extern const int ptshare_FALLOC_FL_KEEP_SIZE;
+extern const int ptshare_FALLOC_FL_PUNCH_HOLE;
+extern const long ptshare_RAMFS_MAGIC;
+
+/* A sharer: a forked child that maps and touches on command, one command at a time, and
+ * answers each. Accesses run under a SIGBUS handler (sigsetjmp/siglongjmp), so a SIGBUS is
+ * an answer, not a death. Async-signal-safe: it allocates nothing and prints nothing. */
+enum ptshare_agent_op {
+	PTSHARE_AGENT_MAP = 1,        /* mmap(addr, length, arg=prot, flags, fd, offset) -> value: address */
+	PTSHARE_AGENT_UNMAP = 2,      /* munmap(addr, length) */
+	PTSHARE_AGENT_FILL = 3,       /* first word of every page of [addr, addr+length) = value + page index */
+	PTSHARE_AGENT_CHECK = 4,      /* the same words read back; mismatch: error EBADMSG, value: offset, found */
+	PTSHARE_AGENT_CHECK_ZERO = 5, /* every byte of [addr, addr+length) is 0; mismatch as CHECK */
+	PTSHARE_AGENT_READ = 6,       /* value: the word at addr */
+	PTSHARE_AGENT_WRITE = 7,      /* the word at addr = value */
+	PTSHARE_AGENT_MPROTECT = 8,   /* mprotect(addr, length, arg=prot) */
+	PTSHARE_AGENT_MREMAP = 9,     /* mremap(addr, length, offset=new length, arg=flags) -> value: address */
+	PTSHARE_AGENT_MLOCK = 10,     /* arg 0: mlock(addr, length); else mlock2(addr, length, arg) */
+	PTSHARE_AGENT_MADVISE = 11,   /* madvise(addr, length, arg=advice) */
+	PTSHARE_AGENT_FORK = 12,      /* fork; the child answers on the spare channel. value: child pid */
+	PTSHARE_AGENT_EXIT = 13,      /* _exit(0), no answer */
+};
+
+/* Fixed-size, smaller than PIPE_BUF. */
+struct ptshare_agent_command {
+	uint32_t op;                  /* enum ptshare_agent_op */
+	int32_t arg;
+	int32_t flags;
+	int32_t fd;
+	uint64_t addr;
+	uint64_t length;
+	uint64_t offset;
+	uint64_t value;
+};
+
+struct ptshare_agent_reply {
+	int32_t error;                /* errno; 0 on success */
+	int32_t sigbus;               /* 1: the access raised SIGBUS (value: the offset it hit) */
+	int32_t pid;
+	int32_t pad;
+	uint64_t value;
+	uint64_t found;
+};
+
+struct ptshare_agent_plan {
+	int32_t driver_pid;
+	int32_t command_read_fd;
+	int32_t reply_write_fd;
+	int32_t spare_command_read_fd; /* the channel a forked child of this sharer takes over */
+	int32_t spare_reply_write_fd;
+	int32_t close_fds[4];          /* the driver's ends of both channels */
+};
+
+__attribute__((noreturn))
+void ptshare_agent_main(const struct ptshare_agent_plan *plan);
+
+/* sharedpt.stress: a process that, until the deadline or `iterations` rounds, maps the file
+ * with MAP_SHARED_PT at a varying 2 MiB-aligned offset, writes its own word in every page
+ * (word `slot`), checks every owner's word of every page, forks a checking child now and then,
+ * unmaps (sometimes in two aligned pieces), and finally reports. The truncator shrinks the
+ * file to `floor` and back and punches holes above it: SIGBUS above the floor is tolerated. */
+struct ptshare_stress_plan {
+	int32_t driver_pid;
+	int32_t fd;
+	int32_t report_write_fd;
+	int32_t report_read_fd;        /* closed by the child */
+	uint32_t flag;                 /* the MAP_SHARED_PT value */
+	uint32_t processes;            /* word owners; at most 512 */
+	uint64_t file_size;            /* a multiple of 2 MiB */
+	uint64_t floor;                /* never truncated below; a multiple of 2 MiB */
+	uint64_t deadline_ns;          /* CLOCK_MONOTONIC */
+	uint32_t iterations;
+	uint32_t truncator_slot;
+};
+
+enum ptshare_stress_error {
+	PTSHARE_STRESS_OK = 0,
+	PTSHARE_STRESS_MMAP = 1,       /* err_no set */
+	PTSHARE_STRESS_MUNMAP = 2,     /* err_no set */
+	PTSHARE_STRESS_FOREIGN = 3,    /* another owner's word is neither 0 nor that owner's value for the page */
+	PTSHARE_STRESS_OWN = 4,        /* this process's word lost the value it wrote last */
+	PTSHARE_STRESS_FORK = 5,       /* err_no set */
+	PTSHARE_STRESS_SIGBUS = 6,     /* SIGBUS below the floor, which is never truncated */
+	PTSHARE_STRESS_TRUNCATE = 7,   /* ftruncate/fallocate failed; err_no set */
+	PTSHARE_STRESS_CHILD = 8,      /* a forked child died or exited non-zero; found: wait status */
+};
+
+/* Fixed-size, smaller than PIPE_BUF. */
+struct ptshare_stress_report {
+	uint32_t slot;
+	int32_t pid;
+	uint32_t error;                /* enum ptshare_stress_error */
+	int32_t err_no;
+	uint32_t in_child;             /* 1: sent by a forked child of the slot's process */
+	uint32_t pad;
+	uint64_t iterations;
+	uint64_t sigbus;
+	uint64_t forks;
+	uint64_t offset;               /* file offset of the word at fault */
+	uint64_t found;
+	uint64_t expected;
+};
+
+__attribute__((noreturn))
+void ptshare_stress_main(const struct ptshare_stress_plan *plan, uint32_t slot, uint32_t incarnation);
+
 #endif

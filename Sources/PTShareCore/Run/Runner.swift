@@ -361,7 +361,12 @@ public enum Runner {
         bo.holdSeconds = 0
         progress("baseline: share \(bo.scenario.share.rawValue), address \(bo.scenario.address)")
         let b = try run(bo, progress: progress)
-        var r = try run(o, progress: progress)
+        return withBaseline(try run(o, progress: progress), baseline: b)
+    }
+
+    /// The scenario's report with the baseline's summary and the savings against it.
+    public static func withBaseline(_ report: RunReport, baseline b: RunReport) -> RunReport {
+        var r = report
         r.baseline = .init(
             share: b.scenario.share, address: b.scenario.address, mappingAddress: b.measured.mappingAddress,
             attributedPageTableBytes: b.measured.attributedPageTableBytes,

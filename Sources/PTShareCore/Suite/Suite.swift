@@ -27,6 +27,12 @@ public struct SuiteOptions: Sendable {
     /// The probe module's file, for kmod.badinput's unload/load cycles.
     public var modulePath: String = "/lib/modules/ptshare_probe.ko"
     public var moduleCycles: Int = 1000
+    /// Size of the sharedpt.*.savings and sharedpt.memfd.tables scenarios (a multiple of 2 MiB).
+    public var sharedPTSize: UInt64 = 256 << 20
+    /// Least savings of a `--share pt` run against its unshared baseline.
+    public var minimumSharedPTSavings: Double = 0.95
+    /// How long sharedpt.stress runs.
+    public var stressSeconds: Int = 60
 
     public init(
         workers: Int = 200, memfdSize: UInt64 = 64 << 20, hugetlbSize: UInt64 = 1 << 30, tolerance: Double = 0.10,
@@ -46,16 +52,35 @@ public struct SuiteOptions: Sendable {
     }
 }
 
+extension SuiteOptions {
+    /// The rules for the sharedpt.* options; messages name the flag, the value and what is allowed.
+    public func validate() throws(ValidationMessage) {
+        guard sharedPTSize > 0 && sharedPTSize % Geometry.pmdSize == 0 else {
+            throw ValidationMessage(
+                "--shared-pt-size \(ByteSize(sharedPTSize)): must be a non-zero multiple of 2M (MAP_SHARED_PT maps whole PTE tables)"
+            )
+        }
+        guard stressSeconds >= 1 && stressSeconds <= 86400 else {
+            throw ValidationMessage("--stress-seconds \(stressSeconds): must be between 1 and 86400")
+        }
+        guard minimumSharedPTSavings > 0 && minimumSharedPTSavings < 1 else {
+            throw ValidationMessage(
+                "minimum MAP_SHARED_PT savings \(minimumSharedPTSavings): must be between 0 and 1 (0.95 = 95 %)")
+        }
+    }
+}
+
 public enum Suite {
-    public static let tests: [(name: String, run: @Sendable (SuiteOptions) -> KTAPResult)] = [
-        ("probe.map_shared_pt", probeMapSharedPT),
-        ("memfd.baseline.model", memfdBaseline),
-        ("hugetlb.pmd_share.savings", hugetlbPMDShare),
-        ("control.overhead", controlOverhead),
-        ("tables.memfd.baseline.distinct", tablesMemfd),
-        ("tables.hugetlb.pmd_shared", tablesHugetlb),
-        ("kmod.badinput", kmodBadInput),
-    ]
+    public static let tests: [(name: String, run: @Sendable (SuiteOptions) -> KTAPResult)] =
+        [
+            ("probe.map_shared_pt", probeMapSharedPT),
+            ("memfd.baseline.model", memfdBaseline),
+            ("hugetlb.pmd_share.savings", hugetlbPMDShare),
+            ("control.overhead", controlOverhead),
+            ("tables.memfd.baseline.distinct", tablesMemfd),
+            ("tables.hugetlb.pmd_shared", tablesHugetlb),
+            ("kmod.badinput", kmodBadInput),
+        ] + sharedPTTests
 
     public static var testNames: [String] { tests.map(\.name) }
 

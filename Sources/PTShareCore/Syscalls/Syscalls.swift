@@ -43,6 +43,14 @@ public enum Sys {
             value: "length=\(length)")
     }
 
+    /// fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE): the range reads as zeroes after.
+    public static func punchHole(_ fd: Int32, offset: UInt64, length: UInt64, path: String) throws(SystemCallError) {
+        _ = try check(
+            ptshare_fallocate(
+                fd, ptshare_FALLOC_FL_PUNCH_HOLE | ptshare_FALLOC_FL_KEEP_SIZE, Int64(offset), Int64(length)),
+            "fallocate(FALLOC_FL_PUNCH_HOLE)", path: path, value: "offset=\(offset) length=\(length)")
+    }
+
     public static func mmap(
         _ addr: UInt64, _ length: UInt64, prot: Int32, flags: Int32, fd: Int32, offset: UInt64, path: String? = nil
     ) throws(SystemCallError) -> UInt64 {

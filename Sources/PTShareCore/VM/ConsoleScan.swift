@@ -6,11 +6,12 @@ public enum ConsoleScan {
         "UBSAN:", "detected stalls", "self-detected stall",
     ]
 
-    /// The lines that match, with their 1-based line numbers.
-    public static func problems(in log: String) -> [(line: Int, text: String)] {
+    /// The lines that match `patterns` or `extraPatterns`, with their 1-based line numbers.
+    public static func problems(in log: String, extraPatterns: [String] = []) -> [(line: Int, text: String)] {
+        let all = patterns + extraPatterns
         var found: [(Int, String)] = []
         for (i, line) in log.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
-        where patterns.contains(where: { line.contains($0) }) {
+        where all.contains(where: { line.contains($0) }) {
             found.append((i + 1, String(line).trimmingWhitespace()))
         }
         return found

@@ -1,0 +1,505 @@
+/* The forked bodies of the sharedpt.* tests: a sharer that acts on command, and the stress
+ * process. Both run between fork() and _exit() in a child of a Swift process, so they make only
+ * async-signal-safe calls: no malloc, no stdio, no Swift runtime. SIGBUS is caught with
+ * sigsetjmp/siglongjmp so that an access past EOF is an answer, not a death. */
+#define _GNU_SOURCE
+#include "cptshare.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/magic.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef MLOCK_ONFAULT
+#define MLOCK_ONFAULT 0x01
+#endif
+#ifndef RAMFS_MAGIC
+#define RAMFS_MAGIC 0x858458f6
+#endif
+
+const int ptshare_MAP_LOCKED = MAP_LOCKED;
+const int ptshare_MADV_DONTNEED = MADV_DONTNEED;
+const int ptshare_MADV_HUGEPAGE = MADV_HUGEPAGE;
+const int ptshare_MADV_NOHUGEPAGE = MADV_NOHUGEPAGE;
+const int ptshare_MREMAP_MAYMOVE = MREMAP_MAYMOVE;
+const int ptshare_MLOCK_ONFAULT = MLOCK_ONFAULT;
+const int ptshare_FALLOC_FL_KEEP_SIZE = FALLOC_FL_KEEP_SIZE;
+const int ptshare_FALLOC_FL_PUNCH_HOLE = FALLOC_FL_PUNCH_HOLE;
+const long ptshare_RAMFS_MAGIC = RAMFS_MAGIC;
+
+#define PAGE 4096ull
+#define CHUNK (2ull << 20)
+
+/* SIGBUS handling: an access armed with bus_armed jumps back to bus_env. */
+static sigjmp_buf bus_env;
+static volatile sig_atomic_t bus_armed;
+
+static void on_sigbus(int sig)
+{
+	if (bus_armed) {
+		bus_armed = 0;
+		siglongjmp(bus_env, 1);
+	}
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static int child_setup(int driver_pid)
+{
+	struct sigaction sa;
+
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sigbus;
+	sa.sa_flags = SA_NODEFER;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGBUS, &sa, NULL) != 0)
+		return -1;
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+		return -1;
+	/* The parent may have died before PDEATHSIG was armed. */
+	if (driver_pid && getppid() != driver_pid)
+		_exit(5);
+	return 0;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+	ssize_t n;
+
+	do {
+		n = write(fd, buf, len);
+	} while (n < 0 && errno == EINTR);
+	return n == (ssize_t)len ? 0 : -1;
+}
+
+/* Reads exactly len bytes; 0 at EOF, -1 on error. */
+static int read_all(int fd, void *buf, size_t len)
+{
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < len) {
+		n = read(fd, (char *)buf + got, len - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n == 0 ? 0 : -1;
+		got += (size_t)n;
+	}
+	return 1;
+}
+
+/* ---- The sharer ---- */
+
+/* Walks [addr, addr+len): FILL writes the first word of each page, CHECK compares it,
+ * CHECK_ZERO compares every byte with 0. A SIGBUS stops the walk at the page it hit. */
+static void agent_walk(uint32_t op, uint64_t addr, uint64_t len, uint64_t seed,
+		       struct ptshare_agent_reply *r)
+{
+	volatile uint64_t off = 0;
+
+	if (sigsetjmp(bus_env, 1)) {
+		r->sigbus = 1;
+		r->value = off;
+		return;
+	}
+	bus_armed = 1;
+	for (; off < len; off += PAGE) {
+		volatile uint64_t *w = (volatile uint64_t *)(uintptr_t)(addr + off);
+		uint64_t want = seed + off / PAGE;
+
+		if (op == PTSHARE_AGENT_FILL) {
+			*w = want;
+		} else if (op == PTSHARE_AGENT_CHECK) {
+			uint64_t got = *w;
+
+			if (got != want) {
+				bus_armed = 0;
+				r->error = EBADMSG;
+				r->value = off;
+				r->found = got;
+				return;
+			}
+		} else {
+			volatile const unsigned char *b = (volatile const unsigned char *)w;
+
+			for (uint64_t i = 0; i < PAGE; i++) {
+				if (b[i] != 0) {
+					bus_armed = 0;
+					r->error = EBADMSG;
+					r->value = off + i;
+					r->found = b[i];
+					return;
+				}
+			}
+		}
+	}
+	bus_armed = 0;
+}
+
+static void agent_word(uint32_t op, uint64_t addr, uint64_t value, struct ptshare_agent_reply *r)
+{
+	volatile uint64_t *w = (volatile uint64_t *)(uintptr_t)addr;
+
+	if (sigsetjmp(bus_env, 1)) {
+		r->sigbus = 1;
+		r->value = 0;
+		return;
+	}
+	bus_armed = 1;
+	if (op == PTSHARE_AGENT_READ)
+		r->value = *w;
+	else
+		*w = value;
+	bus_armed = 0;
+}
+
+void ptshare_agent_main(const struct ptshare_agent_plan *p)
+{
+	int cmd_fd = p->command_read_fd;
+	int reply_fd = p->reply_write_fd;
+	struct ptshare_agent_command c;
+	struct ptshare_agent_reply r;
+	void *a;
+	pid_t child;
+	long rc;
+
+	for (unsigned i = 0; i < 4; i++)
+		close(p->close_fds[i]);
+	if (child_setup(p->driver_pid) != 0)
+		_exit(2);
+	/* Forked children of a sharer are reaped by the kernel. */
+	signal(SIGCHLD, SIG_IGN);
+
+	for (;;) {
+		if (read_all(cmd_fd, &c, sizeof(c)) != 1)
+			_exit(0);
+		memset(&r, 0, sizeof(r));
+		r.pid = (int32_t)getpid();
+		errno = 0;
+		switch (c.op) {
+		case PTSHARE_AGENT_MAP:
+			a = mmap((void *)(uintptr_t)c.addr, c.length, c.arg, c.flags, c.fd, (off_t)c.offset);
+			if (a == MAP_FAILED)
+				r.error = errno;
+			else
+				r.value = (uint64_t)(uintptr_t)a;
+			break;
+		case PTSHARE_AGENT_UNMAP:
+			if (munmap((void *)(uintptr_t)c.addr, c.length) != 0)
+				r.error = errno;
+			break;
+		case PTSHARE_AGENT_FILL:
+		case PTSHARE_AGENT_CHECK:
+		case PTSHARE_AGENT_CHECK_ZERO:
+			agent_walk(c.op, c.addr, c.length, c.value, &r);
+			break;
+		case PTSHARE_AGENT_READ:
+		case PTSHARE_AGENT_WRITE:
+			agent_word(c.op, c.addr, c.value, &r);
+			break;
+		case PTSHARE_AGENT_MPROTECT:
+			if (mprotect((void *)(uintptr_t)c.addr, c.length, c.arg) != 0)
+				r.error = errno;
+			break;
+		case PTSHARE_AGENT_MREMAP:
+			a = mremap((void *)(uintptr_t)c.addr, c.length, c.offset, c.arg);
+			if (a == MAP_FAILED)
+				r.error = errno;
+			else
+				r.value = (uint64_t)(uintptr_t)a;
+			break;
+		case PTSHARE_AGENT_MLOCK:
+			if (c.arg == 0)
+				rc = mlock((void *)(uintptr_t)c.addr, c.length);
+			else
+				rc = syscall(SYS_mlock2, (void *)(uintptr_t)c.addr, c.length, c.arg);
+			if (rc != 0)
+				r.error = errno;
+			break;
+		case PTSHARE_AGENT_MADVISE:
+			if (madvise((void *)(uintptr_t)c.addr, c.length, c.arg) != 0)
+				r.error = errno;
+			break;
+		case PTSHARE_AGENT_FORK:
+			child = fork();
+			if (child < 0) {
+				r.error = errno;
+				break;
+			}
+			if (child == 0) {
+				/* The child takes over the spare channel; its parent lives on. */
+				close(cmd_fd);
+				close(reply_fd);
+				cmd_fd = p->spare_command_read_fd;
+				reply_fd = p->spare_reply_write_fd;
+				if (child_setup(0) != 0)
+					_exit(2);
+				r.pid = (int32_t)getpid();
+				r.value = 0;
+				if (write_all(reply_fd, &r, sizeof(r)) != 0)
+					_exit(3);
+				continue;
+			}
+			/* Only the child answers there: its death must read as EOF. */
+			close(p->spare_command_read_fd);
+			close(p->spare_reply_write_fd);
+			r.value = (uint64_t)child;
+			break;
+		case PTSHARE_AGENT_EXIT:
+			_exit(0);
+		default:
+			r.error = EINVAL;
+			break;
+		}
+		if (write_all(reply_fd, &r, sizeof(r)) != 0)
+			_exit(3);
+	}
+}
+
+/* ---- The stress process ---- */
+
+#define STRESS_MAX_PAGES 8192u    /* 32 MiB of file */
+#define STRESS_MAGIC 0xA5ull
+
+/* What this process wrote last in its own word of each page; 0: nothing yet. */
+static volatile uint64_t stress_last[STRESS_MAX_PAGES];
+
+static uint64_t stress_value(uint32_t owner, uint64_t page, uint64_t gen)
+{
+	return STRESS_MAGIC << 56 | (uint64_t)(owner & 0xfff) << 44 | (page & 0xfffff) << 24 |
+	       (gen & 0xffffff);
+}
+
+struct stress_ctx {
+	const struct ptshare_stress_plan *p;
+	struct ptshare_stress_report r;
+	uint32_t slot;
+	uint64_t rng;
+};
+
+static uint64_t next_random(struct stress_ctx *x)
+{
+	x->rng ^= x->rng << 13;
+	x->rng ^= x->rng >> 7;
+	x->rng ^= x->rng << 17;
+	return x->rng;
+}
+
+__attribute__((noreturn))
+static void stress_finish(struct stress_ctx *x, uint32_t error, int err_no, int code)
+{
+	x->r.error = error;
+	x->r.err_no = err_no;
+	if (write_all(x->p->report_write_fd, &x->r, sizeof(x->r)) != 0)
+		_exit(3);
+	_exit(code);
+}
+
+/* Checks one page's words: every other owner's is 0 or that owner's value for this page;
+ * this process's own is what it wrote last (or 0 above the floor, where the truncator
+ * zeroes). Returns 0 or an enum ptshare_stress_error with offset/found/expected set. */
+static uint32_t stress_check_page(struct stress_ctx *x, volatile uint64_t *words, uint64_t page)
+{
+	const struct ptshare_stress_plan *p = x->p;
+
+	for (uint32_t w = 0; w < p->processes; w++) {
+		uint64_t v = words[w];
+
+		if (w == x->slot) {
+			uint64_t last = stress_last[page];
+
+			if (v == last || last == 0)
+				continue;
+			if (v == 0 && page * PAGE >= p->floor)
+				continue;
+			x->r.offset = page * PAGE + w * 8;
+			x->r.found = v;
+			x->r.expected = last;
+			return PTSHARE_STRESS_OWN;
+		}
+		if (v == 0)
+			continue;
+		if (v >> 56 != STRESS_MAGIC || ((v >> 44) & 0xfff) != w || ((v >> 24) & 0xfffff) != (page & 0xfffff)) {
+			x->r.offset = page * PAGE + w * 8;
+			x->r.found = v;
+			x->r.expected = stress_value(w, page, 0) & ~0xffffffull;
+			return PTSHARE_STRESS_FOREIGN;
+		}
+	}
+	return 0;
+}
+
+/* Writes (write=1) or checks every page of a mapping of [off, off+len) at addr. SIGBUS above
+ * the floor skips the page; below it, it is an error. */
+static uint32_t stress_walk(struct stress_ctx *x, uint64_t addr, uint64_t off, uint64_t len,
+			    int write, uint64_t gen)
+{
+	volatile uint64_t i = 0;
+	uint32_t e;
+
+	while (i < len) {
+		if (sigsetjmp(bus_env, 1)) {
+			x->r.sigbus++;
+			if (off + i < x->p->floor) {
+				x->r.offset = off + i;
+				return PTSHARE_STRESS_SIGBUS;
+			}
+			i += PAGE;
+			continue;
+		}
+		bus_armed = 1;
+		for (; i < len; i += PAGE) {
+			uint64_t page = (off + i) / PAGE;
+			volatile uint64_t *words = (volatile uint64_t *)(uintptr_t)(addr + i);
+
+			if (write) {
+				uint64_t v = stress_value(x->slot, page, gen);
+
+				words[x->slot] = v;
+				stress_last[page] = v;
+			} else {
+				e = stress_check_page(x, words, page);
+				if (e) {
+					bus_armed = 0;
+					return e;
+				}
+			}
+		}
+		bus_armed = 0;
+	}
+	return 0;
+}
+
+static void stress_sleep_us(uint64_t us)
+{
+	struct timespec ts = { .tv_sec = (time_t)(us / 1000000), .tv_nsec = (long)(us % 1000000) * 1000 };
+
+	nanosleep(&ts, NULL);
+}
+
+__attribute__((noreturn))
+static void stress_truncator(struct stress_ctx *x)
+{
+	const struct ptshare_stress_plan *p = x->p;
+	int punch = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+
+	while (x->r.iterations < p->iterations && now_ns() < p->deadline_ns) {
+		if (ftruncate(p->fd, (off_t)p->floor) != 0)
+			stress_finish(x, PTSHARE_STRESS_TRUNCATE, errno, 1);
+		stress_sleep_us(500 + next_random(x) % 3000);
+		if (ftruncate(p->fd, (off_t)p->file_size) != 0)
+			stress_finish(x, PTSHARE_STRESS_TRUNCATE, errno, 1);
+		stress_sleep_us(2000 + next_random(x) % 8000);
+		if (fallocate(p->fd, punch, (off_t)p->floor, (off_t)(p->file_size - p->floor)) != 0)
+			stress_finish(x, PTSHARE_STRESS_TRUNCATE, errno, 1);
+		stress_sleep_us(2000 + next_random(x) % 8000);
+		x->r.iterations++;
+	}
+	stress_finish(x, PTSHARE_STRESS_OK, 0, 0);
+}
+
+void ptshare_stress_main(const struct ptshare_stress_plan *p, uint32_t slot, uint32_t incarnation)
+{
+	struct stress_ctx x;
+	uint64_t chunks = p->file_size / CHUNK;
+	uint64_t gen = 0;
+	uint32_t e;
+
+	memset(&x, 0, sizeof(x));
+	x.p = p;
+	x.slot = slot;
+	x.rng = 0x9E3779B97F4A7C15ull ^ ((uint64_t)slot << 32) ^ incarnation ^ now_ns();
+	x.r.slot = slot;
+	x.r.pid = (int32_t)getpid();
+	close(p->report_read_fd);
+	if (child_setup(p->driver_pid) != 0)
+		stress_finish(&x, PTSHARE_STRESS_FORK, errno, 1);
+	if (slot == p->truncator_slot)
+		stress_truncator(&x);
+	if (p->file_size / PAGE > STRESS_MAX_PAGES || p->processes > PAGE / 8)
+		stress_finish(&x, PTSHARE_STRESS_MMAP, EINVAL, 1);
+
+	while (x.r.iterations < p->iterations && now_ns() < p->deadline_ns) {
+		uint64_t off = (next_random(&x) % chunks) * CHUNK;
+		uint64_t len = p->file_size - off;
+		int type = next_random(&x) & 1 ? MAP_SHARED : ptshare_MAP_SHARED_VALIDATE;
+		void *a;
+
+		if (x.r.iterations % 3 == 0) {
+			off = 0;
+			len = p->file_size;
+		}
+		gen++;
+		a = mmap(NULL, len, PROT_READ | PROT_WRITE, type | (int)p->flag, p->fd, (off_t)off);
+		if (a == MAP_FAILED)
+			stress_finish(&x, PTSHARE_STRESS_MMAP, errno, 1);
+		e = stress_walk(&x, (uint64_t)(uintptr_t)a, off, len, 1, gen);
+		if (!e)
+			e = stress_walk(&x, (uint64_t)(uintptr_t)a, off, len, 0, gen);
+		if (e)
+			stress_finish(&x, e, 0, 1);
+
+		if (x.r.iterations % 4 == 1) {
+			/* A child of a sharer shares too: it checks what the parent wrote. */
+			pid_t c = fork();
+			int st = 0;
+
+			if (c < 0)
+				stress_finish(&x, PTSHARE_STRESS_FORK, errno, 1);
+			if (c == 0) {
+				x.r.pid = (int32_t)getpid();
+				x.r.in_child = 1;
+				if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+					_exit(2);
+				e = stress_walk(&x, (uint64_t)(uintptr_t)a, off, len, 0, gen);
+				if (e)
+					stress_finish(&x, e, 0, 1);
+				_exit(0);
+			}
+			while (waitpid(c, &st, 0) < 0 && errno == EINTR)
+				;
+			x.r.forks++;
+			/* A child that found a mismatch reported it itself; any other death is ours to report. */
+			if (!(WIFEXITED(st) && (WEXITSTATUS(st) == 0 || WEXITSTATUS(st) == 1))) {
+				x.r.found = (uint64_t)st;
+				stress_finish(&x, PTSHARE_STRESS_CHILD, 0, 1);
+			}
+		}
+
+		if (len > CHUNK && x.r.iterations % 2 == 0) {
+			/* Unmap the first 2 MiB, check the rest, then unmap it. */
+			if (munmap(a, CHUNK) != 0)
+				stress_finish(&x, PTSHARE_STRESS_MUNMAP, errno, 1);
+			e = stress_walk(&x, (uint64_t)(uintptr_t)a + CHUNK, off + CHUNK, len - CHUNK, 0, gen);
+			if (e)
+				stress_finish(&x, e, 0, 1);
+			if (munmap((char *)a + CHUNK, len - CHUNK) != 0)
+				stress_finish(&x, PTSHARE_STRESS_MUNMAP, errno, 1);
+		} else if (munmap(a, len) != 0) {
+			stress_finish(&x, PTSHARE_STRESS_MUNMAP, errno, 1);
+		}
+		x.r.iterations++;
+	}
+	stress_finish(&x, PTSHARE_STRESS_OK, 0, 0);
+}

@@ -1,0 +1,289 @@
+import CPTShare
+import Glibc
+
+/// The sharedpt.* tests: MAP_SHARED_PT saves what it claims (savings, tables), behaves as the
+/// series documents (semantics), refuses what it must (negative) and survives a storm (stress).
+extension Suite {
+    static let sharedPTTests: [(name: String, run: @Sendable (SuiteOptions) -> KTAPResult)] = [
+        ("sharedpt.memfd.savings", sharedPTMemfdSavings),
+        ("sharedpt.memfd.tables", sharedPTMemfdTables),
+        ("sharedpt.tmpfs.savings", sharedPTTmpfsSavings),
+        ("sharedpt.semantics.coherence", SharedPTSemantics.coherence),
+        ("sharedpt.semantics.munmap_isolation", SharedPTSemantics.munmapIsolation),
+        ("sharedpt.semantics.creator_exit", SharedPTSemantics.creatorExit),
+        ("sharedpt.semantics.fork", SharedPTSemantics.fork),
+        ("sharedpt.semantics.truncate", SharedPTSemantics.truncate),
+        ("sharedpt.semantics.holepunch", SharedPTSemantics.holePunch),
+        ("sharedpt.semantics.mprotect", SharedPTSemantics.mprotect),
+        ("sharedpt.semantics.mremap", SharedPTSemantics.mremap),
+        ("sharedpt.semantics.madvise_dontneed", SharedPTSemantics.madviseDontNeed),
+        ("sharedpt.semantics.madvise_hugepage", SharedPTSemantics.madviseHugePage),
+        ("sharedpt.semantics.partial_munmap", SharedPTSemantics.partialMunmap),
+        ("sharedpt.semantics.mlock", SharedPTSemantics.mlock),
+        ("sharedpt.negative.private", SharedPTNegative.privateMapping),
+        ("sharedpt.negative.anonymous", SharedPTNegative.anonymous),
+        ("sharedpt.negative.misaligned_address", SharedPTNegative.misalignedAddress),
+        ("sharedpt.negative.misaligned_length", SharedPTNegative.misalignedLength),
+        ("sharedpt.negative.misaligned_offset", SharedPTNegative.misalignedOffset),
+        ("sharedpt.negative.non_shmem", SharedPTNegative.nonShmem),
+        ("sharedpt.stress", SharedPTStress.run),
+    ]
+
+    /// The SKIP reason for a kernel without MAP_SHARED_PT; the tests quote it exactly.
+    public static func sharedPTUnsupportedReason(release: String, errno: String) -> String {
+        "MAP_SHARED_PT not supported by kernel \(release): \(errno)"
+    }
+
+    /// What a sharedpt.* test does when the probe has answered: nil (run it) when the flag is
+    /// supported; otherwise SKIP with the reason, or FAIL when `--expect-map-shared-pt supported`.
+    public static func sharedPTGate(
+        _ name: String, expectation: SuiteOptions.Expectation, supported: Bool, release: String, errno: String?,
+        detail: String
+    ) -> KTAPResult? {
+        if supported { return nil }
+        let why = sharedPTUnsupportedReason(release: release, errno: errno ?? "refused")
+        if expectation == .supported {
+            return KTAPResult(
+                name: name, status: .fail,
+                diagnostics: ["\(name): \(why) (expected supported)", "\(name): \(detail)"])
+        }
+        return KTAPResult(name: name, status: .skip(why))
+    }
+
+    /// Probes the running kernel, then `sharedPTGate`. A probe that cannot run fails the test.
+    static func needsSharedPT(_ name: String, _ o: SuiteOptions) -> KTAPResult? {
+        let probe: KernelFacts.SharedPT
+        do { probe = try KernelProbe.mapSharedPT(value: o.mapSharedPTValue) } catch {
+            return KTAPResult(name: name, status: .fail, diagnostics: ["\(name): MAP_SHARED_PT probe failed: \(error)"])
+        }
+        return sharedPTGate(
+            name, expectation: o.expectSharedPT, supported: probe.supported, release: release(), errno: probe.errno,
+            detail: probe.detail)
+    }
+
+    // MARK: - Savings and tables
+
+    /// `--share pt` at one 2 MiB-aligned address in every worker, populated.
+    static func sharedPTScenario(_ backing: Backing, _ o: SuiteOptions) -> Scenario {
+        Scenario(
+            backing: backing, size: o.sharedPTSize, workers: o.workers, share: .pt, touch: .populate,
+            address: .same, mapSharedPTValue: o.mapSharedPTValue, tolerance: o.tolerance)
+    }
+
+    static func sharedPTMemfdSavings(_ o: SuiteOptions) -> KTAPResult {
+        sharedPTSavings("sharedpt.memfd.savings", o, sharedPTScenario(.memfd, o))
+    }
+
+    static func sharedPTTmpfsSavings(_ o: SuiteOptions) -> KTAPResult {
+        sharedPTSavings("sharedpt.tmpfs.savings", o, sharedPTScenario(.tmpfs, o))
+    }
+
+    /// The unshared baseline, then the shared run (both saved): the shared run within tolerance
+    /// of the model, the model sharing every whole 2 MiB chunk, savings at least the minimum,
+    /// smaps showing the `sp` flag and every page resident, and VmPTE counting each shared
+    /// table in every sharer.
+    static func sharedPTSavings(_ name: String, _ o: SuiteOptions, _ s: Scenario) -> KTAPResult {
+        if let r = needsSharedPT(name, o) { return r }
+        let b: RunReport
+        let shared: RunReport
+        do {
+            b = try Runner.run(RunOptions(scenario: Runner.baselineScenario(of: s), tables: .off))
+            shared = try Runner.run(RunOptions(scenario: s, tables: .off))
+        } catch {
+            return KTAPResult(name: name, status: .fail, diagnostics: ["\(name): run failed: \(error)"])
+        }
+        let r = Runner.withBaseline(shared, baseline: b)
+        var diag = [save(b, o, "\(name).baseline.json"), save(r, o, "\(name).json")].compactMap { $0 }
+        var ok = diag.isEmpty
+        let label = "\(s.backing.rawValue) \(ByteSize(s.size)) × \(s.workers)"
+        diag.append("\(name): \(label), share none (baseline): \(b.verdict.rawValue): \(b.reason)")
+        diag.append("\(name): \(label), share pt: \(shared.verdict.rawValue): \(shared.reason)")
+        if r.verdict == .skip {
+            return KTAPResult(name: name, status: ok ? .skip(r.reason) : .fail, diagnostics: diag)
+        }
+        let pte = r.model.level("pte")
+        let chunks = Int(s.size / Geometry.pmdSize)
+        let fraction = r.savings?.fraction ?? 0
+        let pct = r.savings?.fraction.map { formatFixed($0 * 100, decimals: 1) + " %" } ?? "n/a"
+        let savingsOK = fraction >= o.minimumSharedPTSavings
+        diag.append(
+            "\(name): PageTables for the mapping: shared \(ByteSize.human(r.measured.attributedPageTableBytes)), "
+                + "unshared \(ByteSize.human(b.measured.attributedPageTableBytes)); savings \(pct) (required "
+                + "\(formatFixed(o.minimumSharedPTSavings * 100, decimals: 0)) %); PTE tables shared by the model: "
+                + "\(pte?.sharedPages ?? 0) of \(chunks)" + (savingsOK ? "" : " -- FAILED"))
+        ok = ok && r.verdict == .pass && savingsOK && (pte?.sharedPages ?? 0) == chunks
+        // Per process, every table its page tables point to counts, shared or not.
+        let vmpte = r.measured.vmpteAttributedBytes
+        let unshared = r.model.unsharedPageTableBytes
+        let vmpteOK = Double(abs(vmpte - unshared)) <= o.tolerance * Double(max(unshared, 1))
+        diag.append(
+            "\(name): VmPTE sum \(ByteSize.human(vmpte)) vs the unshared model \(ByteSize.human(unshared)) "
+                + "(each sharer counts the shared tables)" + (vmpteOK ? "" : " -- FAILED"))
+        ok = ok && vmpteOK
+        if let sm = r.measured.smaps {
+            let sp = sm.vmFlags.contains("sp")
+            let rss = sm.range["Rss"] ?? 0
+            diag.append(
+                "\(name): smaps of the range: VmFlags \(sm.vmFlags.joined(separator: " ")) "
+                    + (sp ? "(has sp)" : "(no sp -- FAILED)") + ", Rss \(ByteSize(rss)) of \(ByteSize(s.size))"
+                    + (rss == s.size ? "" : " -- FAILED"))
+            ok = ok && sp && rss == s.size
+        } else {
+            diag.append("\(name): no smaps sample in the report -- FAILED")
+            ok = false
+        }
+        return KTAPResult(name: name, status: ok ? .pass : .fail, diagnostics: diag)
+    }
+
+    static func sharedPTMemfdTables(_ o: SuiteOptions) -> KTAPResult {
+        let name = "sharedpt.memfd.tables"
+        if let r = needsProbeModule(name, o) { return r }
+        if let r = needsSharedPT(name, o) { return r }
+        let s = sharedPTScenario(.memfd, o)
+        let chunks = Int(s.size / Geometry.pmdSize)
+        return verdictTest(name, o, s, tables: .on) { r in
+            guard let t = r.tables else { return .fail("\(name): no table census in the report") }
+            let pte = r.model.level("pte")
+            let line =
+                "\(name): \(t.distinctPteTables) distinct PTE tables for \(o.workers) workers (model "
+                + "\(t.expectedDistinctPteTables), \(pte?.sharedPages ?? 0) shared of \(chunks) chunks), "
+                + "\(t.distinctPmdTables) distinct PMD tables (model \(t.expectedDistinctPmdTables)); "
+                + "query took \(t.queryMilliseconds) ms"
+            let ok =
+                t.matchesModel && (pte?.sharedPages ?? 0) == chunks
+                && t.distinctPteTables == t.expectedDistinctPteTables
+            return ok ? .pass(line) : .fail(line)
+        }
+    }
+}
+
+/// Check lines of one sharedpt.* test: each names what was done and what came of it.
+struct Checks {
+    let name: String
+    private(set) var lines: [String] = []
+    private(set) var ok = true
+
+    init(_ name: String) { self.name = name }
+
+    mutating func expect(_ condition: Bool, _ line: String) {
+        lines.append("\(name): \(line)" + (condition ? "" : " -- FAILED"))
+        ok = ok && condition
+    }
+
+    mutating func note(_ line: String) { lines.append("\(name): \(line)") }
+
+    /// A call expected to succeed (no errno, no SIGBUS).
+    @discardableResult
+    mutating func succeeds(_ what: String, _ r: SharerReply) -> Bool {
+        let good = r.error == 0 && !r.sigbus
+        expect(good, "\(what): " + (good ? "ok" : Checks.describe(r)))
+        return good
+    }
+
+    /// A call expected to fail with `want`.
+    mutating func fails(_ what: String, _ r: SharerReply, _ want: Int32) {
+        if r.error == 0 && !r.sigbus {
+            expect(false, "\(what): succeeded, expected \(ErrnoName.of(want))")
+        } else {
+            expect(
+                r.error == want,
+                "\(what): \(Checks.describe(r))" + (r.error == want ? "" : ", expected \(ErrnoName.of(want))"))
+        }
+    }
+
+    /// A CHECK walk with `seed`: every page's first word as filled.
+    mutating func intact(_ what: String, _ r: SharerReply, seed: UInt64) {
+        if r.error == EBADMSG {
+            expect(
+                false,
+                "\(what): page at offset \(hex(r.value)) holds \(hex(r.found)), expected \(hex(seed + r.value / Geometry.page))"
+            )
+        } else {
+            succeeds(what, r)
+        }
+    }
+
+    /// A CHECK_ZERO walk: every byte 0.
+    mutating func zeroes(_ what: String, _ r: SharerReply) {
+        if r.error == EBADMSG {
+            expect(false, "\(what): byte at offset \(hex(r.value)) is \(hex(r.found)), expected 0 (stale data)")
+        } else {
+            succeeds(what, r)
+        }
+    }
+
+    /// A READ that must raise SIGBUS.
+    mutating func sigbus(_ what: String, _ r: SharerReply) {
+        expect(r.sigbus, "\(what): " + (r.sigbus ? "SIGBUS" : "no SIGBUS (\(Checks.describe(r)))"))
+    }
+
+    /// A READ that must return `want`.
+    mutating func reads(_ what: String, _ r: SharerReply, _ want: UInt64) {
+        if r.error != 0 || r.sigbus {
+            expect(false, "\(what): \(Checks.describe(r))")
+        } else {
+            expect(r.value == want, "\(what): \(hex(r.value))" + (r.value == want ? "" : ", expected \(hex(want))"))
+        }
+    }
+
+    static func describe(_ r: SharerReply) -> String {
+        if r.sigbus { return "SIGBUS at offset \(hex(r.value))" }
+        if r.error == 0 { return "ok" }
+        return "\(ErrnoName.of(r.error)) (errno \(r.error))"
+    }
+
+    func result() -> KTAPResult { KTAPResult(name: name, status: ok ? .pass : .fail, diagnostics: lines) }
+}
+
+/// A filled memfd and the sharers of one semantics test; every sharer is killed and reaped and
+/// the memfd closed at the end.
+final class SharedPTFixture {
+    let fd: Int32
+    let size: UInt64
+    let flag: UInt32
+    let name = "memfd:ptshare-sharedpt"
+    private(set) var sharers: [Sharer] = []
+
+    init(size: UInt64, flag: UInt32) throws(SharedPTError) {
+        do { fd = try Sys.memfdCreate("ptshare-sharedpt", flags: UInt32(ptshare_MFD_CLOEXEC)) } catch {
+            throw .system(error)
+        }
+        self.size = size
+        self.flag = flag
+        do {
+            try Sys.ftruncate(fd, size, path: name)
+            try Sys.fallocate(fd, offset: 0, length: size, path: name)
+        } catch { throw .system(error) }
+    }
+
+    deinit {
+        for s in sharers.reversed() { s.kill() }
+        Sys.close(fd)
+    }
+
+    func spawn(_ count: Int) throws(SharedPTError) -> [Sharer] {
+        var out: [Sharer] = []
+        for _ in 0..<count {
+            let s = try Sharer.spawn()
+            sharers.append(s)
+            out.append(s)
+        }
+        return out
+    }
+
+    /// Keeps a sharer made elsewhere (a fork child) for teardown.
+    func adopt(_ s: Sharer) { sharers.append(s) }
+
+    /// MAP_SHARED_VALIDATE | flag for even sharers, MAP_SHARED | flag for odd: both forms map.
+    func flags(_ index: Int) -> Int32 {
+        (index % 2 == 0 ? ptshare_MAP_SHARED_VALIDATE : MAP_SHARED) | Int32(bitPattern: flag)
+    }
+
+    func truncate(to length: UInt64) throws(SharedPTError) {
+        do { try Sys.ftruncate(fd, length, path: name) } catch { throw .system(error) }
+    }
+
+    func punchHole(offset: UInt64, length: UInt64) throws(SharedPTError) {
+        do { try Sys.punchHole(fd, offset: offset, length: length, path: name) } catch { throw .system(error) }
+    }
+}

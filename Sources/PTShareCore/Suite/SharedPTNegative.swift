@@ -1,0 +1,176 @@
+import CPTShare
+import Glibc
+
+/// sharedpt.negative.*: mmap calls MAP_SHARED_PT must refuse with EINVAL, made by this process
+/// (a wrongly accepted mapping is unmapped at once and fails the test).
+enum SharedPTNegative {
+    static let chunk = Geometry.pmdSize
+
+    struct Case {
+        var what: String
+        var address: UInt64 = 0
+        var length: UInt64 = Geometry.pmdSize
+        var flags: Int32
+        var fd: Int32
+        var offset: UInt64 = 0
+    }
+
+    /// Gate, a 4 MiB memfd, then every case must fail with EINVAL.
+    static func run(_ name: String, _ o: SuiteOptions, _ cases: (Int32, Int32) throws(SharedPTError) -> [Case])
+        -> KTAPResult
+    {
+        if let r = Suite.needsSharedPT(name, o) { return r }
+        var c = Checks(name)
+        do {
+            let f = try SharedPTFixture(size: 2 * chunk, flag: o.mapSharedPTValue)
+            for k in try cases(f.fd, Int32(bitPattern: o.mapSharedPTValue)) { expectEINVAL(k, &c) }
+        } catch {
+            c.expect(false, "\(error)")
+        }
+        return c.result()
+    }
+
+    static func expectEINVAL(_ k: Case, _ c: inout Checks) {
+        let desc =
+            "\(k.what): mmap(\(hex(k.address)), \(ByteSize(k.length)), flags \(hex(UInt64(UInt32(bitPattern: k.flags)))), "
+            + "offset \(ByteSize(k.offset)))"
+        do {
+            let got = try Sys.mmap(
+                k.address, k.length, prot: PROT_READ | PROT_WRITE, flags: k.flags, fd: k.fd, offset: k.offset)
+            try? Sys.munmap(got, k.length)
+            c.expect(false, "\(desc): succeeded at \(hex(got)), expected EINVAL")
+        } catch {
+            c.expect(
+                error.errno == EINVAL,
+                "\(desc): \(error.errnoName)" + (error.errno == EINVAL ? "" : ", expected EINVAL"))
+        }
+    }
+
+    /// Both forms that map shared: MAP_SHARED | flag and MAP_SHARED_VALIDATE | flag.
+    static func both(_ what: String, _ flag: Int32, _ make: (String, Int32) -> Case) -> [Case] {
+        [
+            make("\(what), MAP_SHARED", MAP_SHARED | flag),
+            make("\(what), MAP_SHARED_VALIDATE", ptshare_MAP_SHARED_VALIDATE | flag),
+        ]
+    }
+
+    static func privateMapping(_ o: SuiteOptions) -> KTAPResult {
+        run("sharedpt.negative.private", o) { fd, flag in
+            [Case(what: "MAP_PRIVATE | MAP_SHARED_PT of a memfd", flags: MAP_PRIVATE | flag, fd: fd)]
+        }
+    }
+
+    static func anonymous(_ o: SuiteOptions) -> KTAPResult {
+        run("sharedpt.negative.anonymous", o) { _, flag in
+            both("MAP_ANONYMOUS", flag) { w, f in Case(what: w, flags: f | MAP_ANONYMOUS, fd: -1) }
+        }
+    }
+
+    static func misalignedAddress(_ o: SuiteOptions) -> KTAPResult {
+        run("sharedpt.negative.misaligned_address", o) { fd, flag throws(SharedPTError) in
+            let base: UInt64
+            do throws(SystemCallError) {
+                base = try AddressPlanner.freeRange(size: 2 * chunk, alignment: chunk)
+            } catch { throw .system(error) }
+            let at = base + Geometry.page
+            return both("hint \(hex(at))", flag) { w, f in Case(what: w, address: at, flags: f, fd: fd) }
+                + both("MAP_FIXED_NOREPLACE at \(hex(at))", flag) { w, f in
+                    Case(what: w, address: at, flags: f | ptshare_MAP_FIXED_NOREPLACE, fd: fd)
+                }
+        }
+    }
+
+    static func misalignedLength(_ o: SuiteOptions) -> KTAPResult {
+        run("sharedpt.negative.misaligned_length", o) { fd, flag in
+            both("length 2M + 4K", flag) { w, f in Case(what: w, length: chunk + Geometry.page, flags: f, fd: fd) }
+                + both("length 1M", flag) { w, f in Case(what: w, length: chunk / 2, flags: f, fd: fd) }
+        }
+    }
+
+    static func misalignedOffset(_ o: SuiteOptions) -> KTAPResult {
+        run("sharedpt.negative.misaligned_offset", o) { fd, flag in
+            both("offset 4K", flag) { w, f in Case(what: w, flags: f, fd: fd, offset: Geometry.page) }
+                + both("offset 1M", flag) { w, f in Case(what: w, flags: f, fd: fd, offset: chunk / 2) }
+        }
+    }
+
+    /// A hugetlbfs file (when one is mounted and a huge page is free) and a regular file on a
+    /// file system that is neither tmpfs nor ramfs (when one is writable): whichever exist.
+    static func nonShmem(_ o: SuiteOptions) -> KTAPResult {
+        let name = "sharedpt.negative.non_shmem"
+        if let r = Suite.needsSharedPT(name, o) { return r }
+        var c = Checks(name)
+        let flag = Int32(bitPattern: o.mapSharedPTValue)
+        var files: [(String, Int32)] = []
+        defer { for (_, fd) in files { Sys.close(fd) } }
+        var notes: [String] = []
+        switch hugetlbFile() {
+        case .success(let f): files.append(f)
+        case .failure(let why): notes.append(why.description)
+        }
+        switch regularFile(candidates: [o.outDirectory, "/var/tmp", "/tmp", "/root"]) {
+        case .success(let f): files.append(f)
+        case .failure(let why): notes.append(why.description)
+        }
+        for n in notes { c.note(n) }
+        guard !files.isEmpty else {
+            return KTAPResult(name: name, status: .skip("no non-shmem file to map: " + notes.joined(separator: "; ")))
+        }
+        for (path, fd) in files {
+            for k in both(path, flag, { w, f in Case(what: w, flags: f, fd: fd) }) { expectEINVAL(k, &c) }
+        }
+        return c.result()
+    }
+
+    /// An unlinked 2 MiB file on a 2 MiB-page hugetlbfs with a huge page to spare.
+    static func hugetlbFile() -> Result<(String, Int32), ValidationMessage> {
+        guard let mounts = try? ProcFS.mounts() else { return .failure(.init("/proc/mounts not readable")) }
+        guard
+            let m = mounts.first(where: {
+                $0.fsType == "hugetlbfs" && ($0.option("pagesize").map { $0 == "2M" } ?? true)
+            })
+        else { return .failure(.init("no hugetlbfs with 2M pages is mounted")) }
+        do {
+            try BackingFile.checkHugePages(
+                pool: "/sys/kernel/mm/hugepages/hugepages-2048kB", pageSize: chunk, size: chunk)
+        } catch {
+            return .failure(.init("hugetlbfs at \(m.mountPoint) not used: \(error)"))
+        }
+        return create(in: m.mountPoint)
+    }
+
+    /// An unlinked 2 MiB file in the first candidate directory that is not on tmpfs or ramfs.
+    static func regularFile(candidates: [String]) -> Result<(String, Int32), ValidationMessage> {
+        var tried: [String] = []
+        for dir in candidates {
+            guard let fs = try? Sys.statfs(dir) else {
+                tried.append("\(dir) (not there)")
+                continue
+            }
+            if fs.type == ptshare_TMPFS_MAGIC || fs.type == ptshare_RAMFS_MAGIC || fs.type == ptshare_HUGETLBFS_MAGIC {
+                tried.append("\(dir) (f_type \(hex(UInt64(UInt(bitPattern: fs.type)))))")
+                continue
+            }
+            switch create(in: dir) {
+            case .success(let f): return .success(f)
+            case .failure(let why): tried.append(why.description)
+            }
+        }
+        return .failure(.init("no writable directory off tmpfs/ramfs among " + tried.joined(separator: ", ")))
+    }
+
+    static func create(in dir: String) -> Result<(String, Int32), ValidationMessage> {
+        let path = "\(dir)/ptshare-sharedpt.\(getpid()).data"
+        do {
+            let fd = try Sys.open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC)
+            try? Sys.unlink(path)
+            do { try Sys.ftruncate(fd, chunk, path: path) } catch {
+                Sys.close(fd)
+                return .failure(.init("\(error)"))
+            }
+            return .success((path, fd))
+        } catch {
+            return .failure(.init("\(dir): \(error)"))
+        }
+    }
+}

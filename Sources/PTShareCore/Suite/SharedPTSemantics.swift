@@ -1,0 +1,357 @@
+import CPTShare
+import Glibc
+
+/// sharedpt.semantics.*: a few sharers of a few MiB each (the guest runs under TCG), each step
+/// done by a forked sharer in the C shim and each answer checked. A SIGBUS or errno is an
+/// answer; a sharer that dies or hangs fails the test.
+enum SharedPTSemantics {
+    static let mib: UInt64 = 1 << 20
+    static let chunk = Geometry.pmdSize
+    static let page = Geometry.page
+
+    /// Gate, fixture of `size`, body, teardown; a step that cannot be carried out fails the test.
+    static func run(
+        _ name: String, _ o: SuiteOptions, size: UInt64 = 4 << 20,
+        _ body: (SharedPTFixture, inout Checks) throws(SharedPTError) -> Void
+    ) -> KTAPResult {
+        if let r = Suite.needsSharedPT(name, o) { return r }
+        var c = Checks(name)
+        do {
+            let f = try SharedPTFixture(size: size, flag: o.mapSharedPTValue)
+            try body(f, &c)
+        } catch {
+            if case .stepFailed = error {
+                c.note("the remaining steps depend on the one that failed")
+            } else {
+                c.expect(false, "\(error)")
+            }
+        }
+        return c.result()
+    }
+
+    /// Sharer `index` maps `length` (default the whole file) at `offset` with the flag; the
+    /// kernel's address must be 2 MiB-aligned. A failed mmap stops the test.
+    static func map(
+        _ f: SharedPTFixture, _ s: Sharer, _ index: Int, _ c: inout Checks, length: UInt64? = nil,
+        offset: UInt64 = 0
+    ) throws(SharedPTError) -> UInt64 {
+        let len = length ?? f.size
+        let what = "sharer \(index) (pid \(s.pid)) maps \(ByteSize(len)) at offset \(ByteSize(offset))"
+        let r = try s.call(
+            PTSHARE_AGENT_MAP, length: len, offset: offset, arg: PROT_READ | PROT_WRITE, flags: f.flags(index),
+            fd: f.fd)
+        guard r.error == 0 else {
+            c.expect(false, "\(what): \(Checks.describe(r))")
+            throw .stepFailed(what)
+        }
+        let aligned = r.value % chunk == 0
+        c.expect(aligned, "\(what): \(hex(r.value))" + (aligned ? "" : " is not 2 MiB-aligned"))
+        return r.value
+    }
+
+    static func fill(_ s: Sharer, _ i: Int, _ a: UInt64, _ len: UInt64, seed: UInt64, _ c: inout Checks)
+        throws(SharedPTError)
+    {
+        let r = try s.call(PTSHARE_AGENT_FILL, addr: a, length: len, value: seed)
+        guard c.succeeds("sharer \(i) writes \(ByteSize(len)) (seed \(hex(seed)))", r) else {
+            throw .stepFailed("fill")
+        }
+    }
+
+    static func check(_ s: Sharer, _ i: Int, _ a: UInt64, _ len: UInt64, seed: UInt64, _ c: inout Checks)
+        throws(SharedPTError)
+    {
+        let r = try s.call(PTSHARE_AGENT_CHECK, addr: a, length: len, value: seed)
+        c.intact("sharer \(i) reads \(ByteSize(len)) at \(hex(a)) (seed \(hex(seed)))", r, seed: seed)
+    }
+
+    static func read(_ s: Sharer, _ i: Int, _ a: UInt64, _ want: UInt64, _ c: inout Checks) throws(SharedPTError) {
+        c.reads("sharer \(i) reads the word at \(hex(a))", try s.call(PTSHARE_AGENT_READ, addr: a), want)
+    }
+
+    static func write(_ s: Sharer, _ i: Int, _ a: UInt64, _ v: UInt64, _ c: inout Checks) throws(SharedPTError) {
+        c.succeeds("sharer \(i) writes \(hex(v)) at \(hex(a))", try s.call(PTSHARE_AGENT_WRITE, addr: a, value: v))
+    }
+
+    // MARK: - Tests
+
+    /// A write by one sharer is seen by all others, whichever of them writes.
+    static func coherence(_ o: SuiteOptions) -> KTAPResult {
+        run("sharedpt.semantics.coherence", o) { f, c throws(SharedPTError) in
+            let s = try f.spawn(3)
+            var a: [UInt64] = []
+            for i in s.indices { a.append(try map(f, s[i], i, &c)) }
+            try fill(s[0], 0, a[0], f.size, seed: 0x1000, &c)
+            for i in 1..<3 { try check(s[i], i, a[i], f.size, seed: 0x1000, &c) }
+            try write(s[1], 1, a[1] + 3 * page + 8, 0xC0FFEE, &c)
+            try read(s[0], 0, a[0] + 3 * page + 8, 0xC0FFEE, &c)
+            try read(s[2], 2, a[2] + 3 * page + 8, 0xC0FFEE, &c)
+            try fill(s[2], 2, a[2], f.size, seed: 0x2000, &c)
+            for i in 0..<2 { try check(s[i], i, a[i], f.size, seed: 0x2000, &c) }
+        }
+    }
+
+    /// One sharer unmaps; the others keep reading and writing; it maps again and sees their data.
+    static func munmapIsolation(_ o: SuiteOptions) -> KTAPResult {
+        run("sharedpt.semantics.munmap_isolation", o) { f, c throws(SharedPTError) in
+            let s = try f.spawn(3)
+            var a: [UInt64] = []
+            for i in s.indices { a.append(try map(f, s[i], i, &c)) }
+            try fill(s[0], 0, a[0], f.size, seed: 0x1000, &c)
+            for i in 1..<3 { try check(s[i], i, a[i], f.size, seed: 0x1000, &c) }
+            c.succeeds(
+                "sharer 0 unmaps the whole mapping", try s[0].call(PTSHARE_AGENT_UNMAP, addr: a[0], length: f.size))
+            try check(s[1], 1, a[1], f.size, seed: 0x1000, &c)
+            try fill(s[2], 2, a[2], f.size, seed: 0x2000, &c)
+            try check(s[1], 1, a[1], f.size, seed: 0x2000, &c)
+            a[0] = try map(f, s[0], 0, &c)
+            try check(s[0], 0, a[0], f.size, seed: 0x2000, &c)
+            try fill(s[0], 0, a[0], f.size, seed: 0x3000, &c)
+            for i in 1..<3 { try check(s[i], i, a[i], f.size, seed: 0x3000, &c) }
+        }
+    }
+
+    /// The sharer that faulted the tables in first exits; the others keep working, and a
+    /// newcomer attaches and sees the data.
+    static func creatorExit(_ o: SuiteOptions) -> KTAPResult {
+        run("sharedpt.semantics.creator_exit", o) { f, c throws(SharedPTError) in
+            let s = try f.spawn(3)
+            let a0 = try map(f, s[0], 0, &c)
+            try fill(s[0], 0, a0, f.size, seed: 0x1000, &c)
+            var a: [UInt64] = [a0]
+            for i in 1..<3 { a.append(try map(f, s[i], i, &c)) }
+            for i in 1..<3 { try check(s[i], i, a[i], f.size, seed: 0x1000, &c) }
+            try s[0].exit()
+            c.note("sharer 0 (pid \(s[0].pid), the creator) exited and was reaped")
+            try check(s[1], 1, a[1], f.size, seed: 0x1000, &c)
+            try fill(s[1], 1, a[1], f.size, seed: 0x2000, &c)
+            try check(s[2], 2, a[2], f.size, seed: 0x2000, &c)
+            let n = try f.spawn(1)[0]
+            let an = try map(f, n, 3, &c)
+            try check(n, 3, an, f.size, seed: 0x2000, &c)
+            try fill(n, 3, an, f.size, seed: 0x3000, &c)
+            try s[1].exit()
+            c.note("sharer 1 (pid \(s[1].pid)) exited")
+            try check(s[2], 2, a[2], f.size, seed: 0x3000, &c)
+        }
+    }
+
+    /// A sharer's fork child shares too: each sees what the other writes, and so does another sharer.
+    static func fork(_ o: SuiteOptions) -> KTAPResult {
+        run("sharedpt.semantics.fork", o) { f, c throws(SharedPTError) in
+            let s = try f.spawn(2)
+            let a = try map(f, s[0], 0, &c)
+            try fill(s[0], 0, a, f.size, seed: 0x1000, &c)
+            let child = try s[0].fork()
+            f.adopt(child)
+            c.note("sharer 0 forked child pid \(child.pid) (sharer 2)")
+            try check(child, 2, a, f.size, seed: 0x1000, &c)
+            try write(child, 2, a + 5 * page + 8, 0xC417D, &c)
+            try read(s[0], 0, a + 5 * page + 8, 0xC417D, &c)
+            try write(s[0], 0, a + 7 * page + 8, 0x9A7E47, &c)
+            try read(child, 2, a + 7 * page + 8, 0x9A7E47, &c)
+            let b = try map(f, s[1], 1, &c)
+            try read(s[1], 1, b + 5 * page + 8, 0xC417D, &c)
+            try fill(child, 2, a, f.size, seed: 0x2000, &c)
+            try check(s[0], 0, a, f.size, seed: 0x2000, &c)
+            try check(s[1], 1, b, f.size, seed: 0x2000, &c)
+            try child.exit()
+            c.note("the child exited")
+            try check(s[0], 0, a, f.size, seed: 0x2000, &c)
+            try fill(s[0], 0, a, f.size, seed: 0x3000, &c)
+            try check(s[1], 1, b, f.size, seed: 0x3000, &c)
+        }
+    }
+
+    /// Truncating the file while three sharers map it: each gets SIGBUS past the new EOF and
+    /// keeps the data below it; extended again, the range reads as zeroes everywhere.
+    static func truncate(_ o: SuiteOptions) -> KTAPResult {
+        run("sharedpt.semantics.truncate", o) { f, c throws(SharedPTError) in
+            let s = try f.spawn(3)
+            var a: [UInt64] = []
+            for i in s.indices { a.append(try map(f, s[i], i, &c)) }
+            try fill(s[0], 0, a[0], f.size, seed: 0x1000, &c)
+            for i in 1..<3 { try check(s[i], i, a[i], f.size, seed: 0x1000, &c) }
+            try f.truncate(to: chunk)
+            c.note("ftruncate to \(ByteSize(chunk))")
+            for i in s.indices {
+                for off in [chunk, chunk + mib + 8, f.size - 8] {
+                    c.sigbus(
+                        "sharer \(i) reads offset \(hex(off)) past EOF",
+                        try s[i].call(PTSHARE_AGENT_READ, addr: a[i] + off))
+                }
+                try check(s[i], i, a[i], chunk, seed: 0x1000, &c)
+            }
+            try f.truncate(to: f.size)
+            c.note("ftruncate back to \(ByteSize(f.size))")
+            for i in s.indices {
+                c.zeroes(
+                    "sharer \(i) reads zeroes where the file grew again",
+                    try s[i].call(PTSHARE_AGENT_CHECK_ZERO, addr: a[i] + chunk, length: f.size - chunk))
+            }
+            try fill(s[1], 1, a[1] + chunk, f.size - chunk, seed: 0x2000, &c)
+            for i in [0, 2] { try check(s[i], i, a[i] + chunk, f.size - chunk, seed: 0x2000, &c) }
+            try check(s[2], 2, a[2], chunk, seed: 0x1000, &c)
+        }
+    }
+
+    /// A hole punched across a chunk boundary reads as zeroes in every sharer; the rest is intact.
+    static func holePunch(_ o: SuiteOptions) -> KTAPResult {
+        run("sharedpt.semantics.holepunch", o) { f, c throws(SharedPTError) in
+            let s = try f.spawn(3)
+            var a: [UInt64] = []
+            for i in s.indices { a.append(try map(f, s[i], i, &c)) }
+            try fill(s[0], 0, a[0], f.size, seed: 0x1000, &c)
+            for i in 1..<3 { try check(s[i], i, a[i], f.size, seed: 0x1000, &c) }
+            let lo = mib
+            let hi = 3 * mib
+            try f.punchHole(offset: lo, length: hi - lo)
+            c.note("fallocate(PUNCH_HOLE | KEEP_SIZE) of [\(hex(lo)), \(hex(hi)))")
+            for i in s.indices {
+                c.zeroes(
+                    "sharer \(i) reads zeroes in the hole",
+                    try s[i].call(PTSHARE_AGENT_CHECK_ZERO, addr: a[i] + lo, length: hi - lo))
+                try check(s[i], i, a[i], lo, seed: 0x1000, &c)
+                try check(s[i], i, a[i] + hi, f.size - hi, seed: 0x1000 + hi / page, &c)
+            }
+            try fill(s[2], 2, a[2] + lo, hi - lo, seed: 0x2000, &c)
+            for i in 0..<2 { try check(s[i], i, a[i] + lo, hi - lo, seed: 0x2000, &c) }
+        }
+    }
+
+    /// Changing the protection is refused; the same protection is a no-op that succeeds.
+    static func mprotect(_ o: SuiteOptions) -> KTAPResult {
+        run("sharedpt.semantics.mprotect", o) { f, c throws(SharedPTError) in
+            let s = try f.spawn(2)
+            let a = try map(f, s[0], 0, &c)
+            let b = try map(f, s[1], 1, &c)
+            try fill(s[0], 0, a, f.size, seed: 0x1000, &c)
+            for (what, addr, len, prot) in [
+                ("PROT_READ on the whole mapping", a, f.size, PROT_READ),
+                ("PROT_READ on its first 2 MiB", a, chunk, PROT_READ),
+                ("PROT_NONE on one page", a + page, page, PROT_NONE),
+            ] {
+                c.fails(
+                    "sharer 0 mprotect \(what)",
+                    try s[0].call(PTSHARE_AGENT_MPROTECT, addr: addr, length: len, arg: prot),
+                    EINVAL)
+            }
+            c.succeeds(
+                "sharer 0 mprotect PROT_READ | PROT_WRITE (unchanged)",
+                try s[0].call(PTSHARE_AGENT_MPROTECT, addr: a, length: f.size, arg: PROT_READ | PROT_WRITE))
+            try write(s[0], 0, a + 2 * page + 8, 0x5A3E, &c)
+            try read(s[1], 1, b + 2 * page + 8, 0x5A3E, &c)
+            try check(s[1], 1, b, f.size, seed: 0x1000, &c)
+        }
+    }
+
+    /// mremap is refused, growing or shrinking; the mapping stays as it was.
+    static func mremap(_ o: SuiteOptions) -> KTAPResult {
+        run("sharedpt.semantics.mremap", o) { f, c throws(SharedPTError) in
+            let s = try f.spawn(2)
+            let a = try map(f, s[0], 0, &c)
+            let b = try map(f, s[1], 1, &c)
+            try fill(s[0], 0, a, f.size, seed: 0x1000, &c)
+            c.fails(
+                "sharer 0 mremap to twice the size (MREMAP_MAYMOVE)",
+                try s[0].call(
+                    PTSHARE_AGENT_MREMAP, addr: a, length: f.size, offset: 2 * f.size, arg: ptshare_MREMAP_MAYMOVE),
+                EINVAL)
+            c.fails(
+                "sharer 0 mremap down to 2 MiB",
+                try s[0].call(PTSHARE_AGENT_MREMAP, addr: a, length: f.size, offset: chunk), EINVAL)
+            try check(s[0], 0, a, f.size, seed: 0x1000, &c)
+            try check(s[1], 1, b, f.size, seed: 0x1000, &c)
+        }
+    }
+
+    /// MADV_DONTNEED works; every sharer still reads the file's data afterwards.
+    static func madviseDontNeed(_ o: SuiteOptions) -> KTAPResult {
+        run("sharedpt.semantics.madvise_dontneed", o) { f, c throws(SharedPTError) in
+            let s = try f.spawn(3)
+            var a: [UInt64] = []
+            for i in s.indices { a.append(try map(f, s[i], i, &c)) }
+            try fill(s[0], 0, a[0], f.size, seed: 0x1000, &c)
+            for i in 1..<3 { try check(s[i], i, a[i], f.size, seed: 0x1000, &c) }
+            c.succeeds(
+                "sharer 1 madvise(MADV_DONTNEED) on the whole mapping",
+                try s[1].call(PTSHARE_AGENT_MADVISE, addr: a[1], length: f.size, arg: ptshare_MADV_DONTNEED))
+            for i in s.indices { try check(s[i], i, a[i], f.size, seed: 0x1000, &c) }
+            c.succeeds(
+                "sharer 2 madvise(MADV_DONTNEED) on its second 2 MiB",
+                try s[2].call(PTSHARE_AGENT_MADVISE, addr: a[2] + chunk, length: chunk, arg: ptshare_MADV_DONTNEED))
+            try fill(s[2], 2, a[2], f.size, seed: 0x2000, &c)
+            for i in 0..<2 { try check(s[i], i, a[i], f.size, seed: 0x2000, &c) }
+        }
+    }
+
+    /// MADV_HUGEPAGE and MADV_NOHUGEPAGE are refused (THP is off for these mappings).
+    static func madviseHugePage(_ o: SuiteOptions) -> KTAPResult {
+        run("sharedpt.semantics.madvise_hugepage", o) { f, c throws(SharedPTError) in
+            let s = try f.spawn(2)
+            let a = try map(f, s[0], 0, &c)
+            let b = try map(f, s[1], 1, &c)
+            try fill(s[0], 0, a, f.size, seed: 0x1000, &c)
+            for (what, advice) in [
+                ("MADV_HUGEPAGE", ptshare_MADV_HUGEPAGE), ("MADV_NOHUGEPAGE", ptshare_MADV_NOHUGEPAGE),
+            ] {
+                c.fails(
+                    "sharer 0 madvise(\(what))",
+                    try s[0].call(PTSHARE_AGENT_MADVISE, addr: a, length: f.size, arg: advice), EINVAL)
+            }
+            try check(s[1], 1, b, f.size, seed: 0x1000, &c)
+        }
+    }
+
+    /// munmap of a 2 MiB-aligned middle chunk works and leaves the rest mapped and correct, and
+    /// the other sharer unaffected; a munmap that would split at an unaligned address is refused.
+    static func partialMunmap(_ o: SuiteOptions) -> KTAPResult {
+        run("sharedpt.semantics.partial_munmap", o, size: 6 << 20) { f, c throws(SharedPTError) in
+            let s = try f.spawn(2)
+            let a = try map(f, s[0], 0, &c)
+            let b = try map(f, s[1], 1, &c)
+            try fill(s[0], 0, a, f.size, seed: 0x1000, &c)
+            try check(s[1], 1, b, f.size, seed: 0x1000, &c)
+            c.succeeds(
+                "sharer 0 munmap of [2M, 4M)", try s[0].call(PTSHARE_AGENT_UNMAP, addr: a + chunk, length: chunk))
+            let tail = 2 * chunk
+            try check(s[0], 0, a, chunk, seed: 0x1000, &c)
+            try check(s[0], 0, a + tail, chunk, seed: 0x1000 + tail / page, &c)
+            try check(s[1], 1, b, f.size, seed: 0x1000, &c)
+            for (what, addr, len) in [
+                ("one page at 4K", a + page, page),
+                ("[4M, 5M)", a + tail, mib),
+                ("[5M, 6M)", a + tail + mib, mib),
+                ("[1M, 5M) across the hole", a + mib, 4 * mib),
+            ] {
+                c.fails(
+                    "sharer 0 munmap of \(what)", try s[0].call(PTSHARE_AGENT_UNMAP, addr: addr, length: len), EINVAL)
+            }
+            try fill(s[1], 1, b, f.size, seed: 0x2000, &c)
+            try check(s[0], 0, a, chunk, seed: 0x2000, &c)
+            try check(s[0], 0, a + tail, chunk, seed: 0x2000 + tail / page, &c)
+            c.succeeds("sharer 0 munmap of [0, 2M)", try s[0].call(PTSHARE_AGENT_UNMAP, addr: a, length: chunk))
+            c.succeeds("sharer 0 munmap of [4M, 6M)", try s[0].call(PTSHARE_AGENT_UNMAP, addr: a + tail, length: chunk))
+            try check(s[1], 1, b, f.size, seed: 0x2000, &c)
+        }
+    }
+
+    /// mlock, mlock2 and MAP_LOCKED are refused.
+    static func mlock(_ o: SuiteOptions) -> KTAPResult {
+        run("sharedpt.semantics.mlock", o) { f, c throws(SharedPTError) in
+            let s = try f.spawn(2)
+            let a = try map(f, s[0], 0, &c)
+            try fill(s[0], 0, a, f.size, seed: 0x1000, &c)
+            c.fails("sharer 0 mlock", try s[0].call(PTSHARE_AGENT_MLOCK, addr: a, length: f.size), EINVAL)
+            c.fails(
+                "sharer 0 mlock2(MLOCK_ONFAULT)",
+                try s[0].call(PTSHARE_AGENT_MLOCK, addr: a, length: f.size, arg: ptshare_MLOCK_ONFAULT), EINVAL)
+            let r = try s[1].call(
+                PTSHARE_AGENT_MAP, length: f.size, arg: PROT_READ | PROT_WRITE,
+                flags: f.flags(0) | ptshare_MAP_LOCKED, fd: f.fd)
+            c.fails("sharer 1 mmap with MAP_LOCKED", r, EINVAL)
+            let b = try map(f, s[1], 1, &c)
+            try check(s[1], 1, b, f.size, seed: 0x1000, &c)
+        }
+    }
+}

@@ -1,0 +1,232 @@
+import CPTShare
+import Glibc
+
+/// Why a sharedpt.* test could not carry out a step (as opposed to a check that did not hold).
+public enum SharedPTError: Error, CustomStringConvertible, Sendable {
+    case system(SystemCallError)
+    /// A sharer ended while the test waited for its answer to `op`.
+    case sharerDied(pid: Int32, op: String, status: String)
+    /// A sharer gave no answer to `op` within the time allowed.
+    case sharerSilent(pid: Int32, op: String, seconds: Int)
+    /// A stress process sent a report of the wrong size or content.
+    case badReport(String)
+    /// A step that the rest of the test depends on did not work (its check line says how).
+    case stepFailed(String)
+
+    public var description: String {
+        switch self {
+        case .system(let e): return e.description
+        case .sharerDied(let pid, let op, let status): return "sharer (pid \(pid)) \(status) while doing \(op)"
+        case .sharerSilent(let pid, let op, let s): return "sharer (pid \(pid)) did not answer \(op) within \(s) s"
+        case .badReport(let s): return "malformed report: \(s)"
+        case .stepFailed(let s): return "stopped: \(s)"
+        }
+    }
+}
+
+/// What a sharer answered: errno (0 on success), whether the access raised SIGBUS, a value
+/// (an address, a word read, the offset of a mismatch) and the word found at a mismatch.
+struct SharerReply: Sendable, Equatable {
+    var error: Int32
+    var sigbus: Bool
+    var value: UInt64
+    var found: UInt64
+
+    init(_ r: ptshare_agent_reply) {
+        error = r.error
+        sigbus = r.sigbus != 0
+        value = r.value
+        found = r.found
+    }
+
+    init(error: Int32 = 0, sigbus: Bool = false, value: UInt64 = 0, found: UInt64 = 0) {
+        self.error = error
+        self.sigbus = sigbus
+        self.value = value
+        self.found = found
+    }
+}
+
+/// One forked sharer (`ptshare_agent_main` in the C shim) and its command channel: it maps and
+/// touches on command, one command at a time, and answers each.
+final class Sharer {
+    let pid: pid_t
+    /// Whether this process is its parent (and so reaps it); a sharer's own fork child is not.
+    let isChild: Bool
+    private var command: Int32
+    private var reply: Int32
+    /// The driver's ends of the channel a fork child of this sharer takes over.
+    private var spare: (command: Int32, reply: Int32)?
+    private(set) var alive = true
+    /// Under TCG a walk over a few MiB takes seconds; a hung kernel takes forever.
+    static let timeoutSeconds = 120
+
+    private init(pid: pid_t, isChild: Bool, command: Int32, reply: Int32, spare: (command: Int32, reply: Int32)?) {
+        self.pid = pid
+        self.isChild = isChild
+        self.command = command
+        self.reply = reply
+        self.spare = spare
+    }
+
+    deinit { kill() }
+
+    static func spawn() throws(SharedPTError) -> Sharer {
+        let c: (read: Int32, write: Int32)
+        let r: (read: Int32, write: Int32)
+        let sc: (read: Int32, write: Int32)
+        let sr: (read: Int32, write: Int32)
+        do {
+            c = try Sys.pipe()
+            r = try Sys.pipe()
+            sc = try Sys.pipe()
+            sr = try Sys.pipe()
+        } catch { throw .system(error) }
+        let plan = UnsafeMutablePointer<ptshare_agent_plan>.allocate(capacity: 1)
+        defer { plan.deallocate() }
+        plan.initialize(to: ptshare_agent_plan())
+        plan.pointee.driver_pid = getpid()
+        plan.pointee.command_read_fd = c.read
+        plan.pointee.reply_write_fd = r.write
+        plan.pointee.spare_command_read_fd = sc.read
+        plan.pointee.spare_reply_write_fd = sr.write
+        plan.pointee.close_fds = (c.write, r.read, sc.write, sr.read)
+        let pid: pid_t
+        do { pid = try Sys.fork() } catch {
+            for fd in [c.read, c.write, r.read, r.write, sc.read, sc.write, sr.read, sr.write] { Sys.close(fd) }
+            throw .system(error)
+        }
+        if pid == 0 { ptshare_agent_main(plan) }
+        for fd in [c.read, r.write, sc.read, sr.write] { Sys.close(fd) }
+        return Sharer(pid: pid, isChild: true, command: c.write, reply: r.read, spare: (sc.write, sr.read))
+    }
+
+    /// Sends one command and waits for its answer.
+    func call(
+        _ op: ptshare_agent_op, addr: UInt64 = 0, length: UInt64 = 0, offset: UInt64 = 0, value: UInt64 = 0,
+        arg: Int32 = 0, flags: Int32 = 0, fd: Int32 = -1
+    ) throws(SharedPTError) -> SharerReply {
+        var c = ptshare_agent_command()
+        c.op = op.rawValue
+        c.arg = arg
+        c.flags = flags
+        c.fd = fd
+        c.addr = addr
+        c.length = length
+        c.offset = offset
+        c.value = value
+        let bytes = withUnsafeBytes(of: &c) { Array($0) }
+        let name = Sharer.opName(op)
+        do { try Sys.write(command, bytes, path: "sharer \(pid) commands") } catch {
+            if error.errno == EPIPE { throw .sharerDied(pid: pid, op: name, status: reap()) }
+            throw .system(error)
+        }
+        return try answer(name, on: reply)
+    }
+
+    /// Reads one reply from `fd`: EOF is the sharer's death, silence past the timeout an error.
+    private func answer(_ op: String, on fd: Int32) throws(SharedPTError) -> SharerReply {
+        let size = MemoryLayout<ptshare_agent_reply>.size
+        var got: [UInt8] = []
+        let deadline = Sys.monotonicNanoseconds() + UInt64(Sharer.timeoutSeconds) * 1_000_000_000
+        while got.count < size {
+            let now = Sys.monotonicNanoseconds()
+            if now >= deadline { throw .sharerSilent(pid: pid, op: op, seconds: Sharer.timeoutSeconds) }
+            let ready: Bool
+            do {
+                ready = try Sys.pollReadable(fd, timeoutMs: Int32(min((deadline - now) / 1_000_000 + 1, 1_000)))
+            } catch {
+                throw .system(error)
+            }
+            guard ready else { continue }
+            var buf = [UInt8](repeating: 0, count: size - got.count)
+            let n: Int
+            do { n = try Sys.read(fd, into: &buf, path: "sharer \(pid) replies") } catch { throw .system(error) }
+            if n == 0 { throw .sharerDied(pid: pid, op: op, status: reap()) }
+            got += buf[0..<n]
+        }
+        return SharerReply(got.withUnsafeBytes { $0.loadUnaligned(as: ptshare_agent_reply.self) })
+    }
+
+    /// Forks this sharer; the child shares the parent's mappings and takes over the spare channel.
+    func fork() throws(SharedPTError) -> Sharer {
+        guard let s = spare else {
+            throw .system(SystemCallError("fork", errno: EBUSY, value: "sharer \(pid) already forked once"))
+        }
+        let r = try call(PTSHARE_AGENT_FORK)
+        spare = nil
+        guard r.error == 0 else {
+            Sys.close(s.command)
+            Sys.close(s.reply)
+            throw .system(SystemCallError("fork", errno: r.error, value: "in sharer \(pid)"))
+        }
+        let child = Sharer(pid: pid_t(r.value), isChild: false, command: s.command, reply: s.reply, spare: nil)
+        _ = try child.answer("fork (the child's first answer)", on: s.reply)
+        return child
+    }
+
+    /// Asks the sharer to exit and waits until it has (EOF on its replies, and reaped when ours).
+    func exit() throws(SharedPTError) {
+        var c = ptshare_agent_command()
+        c.op = PTSHARE_AGENT_EXIT.rawValue
+        let bytes = withUnsafeBytes(of: &c) { Array($0) }
+        do { try Sys.write(command, bytes, path: "sharer \(pid) commands") } catch { throw .system(error) }
+        do throws(SharedPTError) {
+            _ = try answer("exit", on: reply)
+        } catch {
+            guard case .sharerDied(_, _, let status) = error else { throw error }
+            guard status == "exited with status 0" || status == "ended" else {
+                throw .sharerDied(pid: pid, op: "exit", status: status)
+            }
+            return
+        }
+        throw .badReport("sharer \(pid) answered an exit command")
+    }
+
+    /// The wait status of a dead sharer this process can reap, in words.
+    private func reap() -> String {
+        guard alive else { return "ended" }
+        alive = false
+        guard isChild else { return "ended" }
+        if let (_, status) = try? Sys.waitpid(pid, noHang: false) { return WorkerPool.describe(status: status) }
+        return "ended"
+    }
+
+    /// SIGKILL and reap (when ours); closes the channel. Idempotent.
+    func kill() {
+        if alive {
+            _ = Glibc.kill(pid, SIGKILL)
+            _ = reap()
+        }
+        if command >= 0 {
+            Sys.close(command)
+            Sys.close(reply)
+            command = -1
+            reply = -1
+        }
+        if let s = spare {
+            Sys.close(s.command)
+            Sys.close(s.reply)
+            spare = nil
+        }
+    }
+
+    static func opName(_ op: ptshare_agent_op) -> String {
+        switch op {
+        case PTSHARE_AGENT_MAP: return "mmap"
+        case PTSHARE_AGENT_UNMAP: return "munmap"
+        case PTSHARE_AGENT_FILL: return "fill"
+        case PTSHARE_AGENT_CHECK: return "check"
+        case PTSHARE_AGENT_CHECK_ZERO: return "check for zeroes"
+        case PTSHARE_AGENT_READ: return "read"
+        case PTSHARE_AGENT_WRITE: return "write"
+        case PTSHARE_AGENT_MPROTECT: return "mprotect"
+        case PTSHARE_AGENT_MREMAP: return "mremap"
+        case PTSHARE_AGENT_MLOCK: return "mlock"
+        case PTSHARE_AGENT_MADVISE: return "madvise"
+        case PTSHARE_AGENT_FORK: return "fork"
+        case PTSHARE_AGENT_EXIT: return "exit"
+        default: return "op \(op.rawValue)"
+        }
+    }
+}
