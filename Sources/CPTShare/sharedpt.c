@@ -39,14 +39,17 @@ const long ptshare_RAMFS_MAGIC = RAMFS_MAGIC;
 #define PAGE 4096ull
 #define CHUNK (2ull << 20)
 
-/* SIGBUS handling: an access armed with bus_armed jumps back to bus_env. */
+/* SIGBUS/SIGSEGV handling: an access armed with bus_armed jumps back to bus_env, and
+ * fault_signal says which signal it raised. Unarmed, the signal kills as usual. */
 static sigjmp_buf bus_env;
 static volatile sig_atomic_t bus_armed;
+static volatile sig_atomic_t fault_signal;
 
-static void on_sigbus(int sig)
+static void on_fault(int sig)
 {
 	if (bus_armed) {
 		bus_armed = 0;
+		fault_signal = sig;
 		siglongjmp(bus_env, 1);
 	}
 	signal(sig, SIG_DFL);
@@ -61,10 +64,10 @@ static int child_setup(int driver_pid)
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGHUP, SIG_DFL);
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_sigbus;
+	sa.sa_handler = on_fault;
 	sa.sa_flags = SA_NODEFER;
 	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGBUS, &sa, NULL) != 0)
+	if (sigaction(SIGBUS, &sa, NULL) != 0 || sigaction(SIGSEGV, &sa, NULL) != 0)
 		return -1;
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
 		return -1;
@@ -119,7 +122,7 @@ static void agent_walk(uint32_t op, uint64_t addr, uint64_t len, uint64_t seed,
 	volatile uint64_t off = 0;
 
 	if (sigsetjmp(bus_env, 1)) {
-		r->sigbus = 1;
+		r->fault_signal = fault_signal;
 		r->value = off;
 		return;
 	}
@@ -162,7 +165,7 @@ static void agent_word(uint32_t op, uint64_t addr, uint64_t value, struct ptshar
 	volatile uint64_t *w = (volatile uint64_t *)(uintptr_t)addr;
 
 	if (sigsetjmp(bus_env, 1)) {
-		r->sigbus = 1;
+		r->fault_signal = fault_signal;
 		r->value = 0;
 		return;
 	}
@@ -360,6 +363,11 @@ static uint32_t stress_walk(struct stress_ctx *x, uint64_t addr, uint64_t off, u
 
 	while (i < len) {
 		if (sigsetjmp(bus_env, 1)) {
+			if (fault_signal != SIGBUS) {
+				x->r.offset = off + i;
+				x->r.found = (uint64_t)fault_signal;
+				return PTSHARE_STRESS_SIGSEGV;
+			}
 			x->r.sigbus++;
 			if (off + i < x->p->floor) {
 				x->r.offset = off + i;

@@ -292,3 +292,36 @@ private let environmentIsClean = FlagOptions.environment().isEmpty
         #expect(parseMessage(["summarize"]) != nil)
     }
 }
+
+@Suite(.enabled(if: environmentIsClean, "$PTSHARE_MAP_SHARED_PT is set")) struct SuiteSharedPTOptionTests {
+    @Test func defaults() throws {
+        let cmd = try #require(try PTShare.parseAsRoot(["suite", "--out", "/tmp/x"]) as? PTShare.Suite)
+        let o = try cmd.options()
+        #expect(o.sharedPTSize == 256 << 20)
+        #expect(o.stressSeconds == 60)
+        #expect(o.minimumSharedPTSavings == 0.95)
+    }
+
+    @Test func givenValues() throws {
+        let cmd = try #require(
+            try PTShare.parseAsRoot(["suite", "--out", "/tmp/x", "--shared-pt-size", "64M", "--stress-seconds", "5"])
+                as? PTShare.Suite)
+        let o = try cmd.options()
+        #expect(o.sharedPTSize == 64 << 20)
+        #expect(o.stressSeconds == 5)
+    }
+
+    @Test func badValues() {
+        #expect(
+            parseMessage(["suite", "--shared-pt-size", "3M"])
+                == "--shared-pt-size 3M: must be a non-zero multiple of 2M (MAP_SHARED_PT maps whole PTE tables)")
+        #expect(
+            parseMessage(["suite", "--shared-pt-size", "3Q"])?.hasPrefix("--shared-pt-size: invalid size '3Q'") == true)
+        #expect(parseMessage(["suite", "--stress-seconds", "0"]) == "--stress-seconds 0: must be between 1 and 86400")
+        #expect(
+            parseMessage(["suite", "--test", "sharedpt.nope"])?.hasPrefix(
+                "--test sharedpt.nope: unknown; the tests are ")
+                == true)
+        #expect(parseMessage(["suite", "--test", "sharedpt.stress"]) == nil)
+    }
+}

@@ -32,7 +32,17 @@ import Testing
             Suite.testNames == [
                 "probe.map_shared_pt", "memfd.baseline.model", "hugetlb.pmd_share.savings", "control.overhead",
                 "tables.memfd.baseline.distinct", "tables.hugetlb.pmd_shared", "kmod.badinput",
+                "sharedpt.memfd.savings", "sharedpt.memfd.tables", "sharedpt.tmpfs.savings",
+                "sharedpt.semantics.coherence", "sharedpt.semantics.munmap_isolation",
+                "sharedpt.semantics.creator_exit",
+                "sharedpt.semantics.fork", "sharedpt.semantics.truncate", "sharedpt.semantics.holepunch",
+                "sharedpt.semantics.mprotect", "sharedpt.semantics.mremap", "sharedpt.semantics.madvise_dontneed",
+                "sharedpt.semantics.madvise_hugepage", "sharedpt.semantics.partial_munmap", "sharedpt.semantics.mlock",
+                "sharedpt.negative.private", "sharedpt.negative.anonymous", "sharedpt.negative.misaligned_address",
+                "sharedpt.negative.misaligned_length", "sharedpt.negative.misaligned_offset",
+                "sharedpt.negative.non_shmem", "sharedpt.stress",
             ])
+        #expect(Set(Suite.testNames).count == Suite.testNames.count)
     }
 }
 

@@ -118,8 +118,8 @@ extern const int ptshare_FALLOC_FL_PUNCH_HOLE;
 extern const long ptshare_RAMFS_MAGIC;
 
 /* A sharer: a forked child that maps and touches on command, one command at a time, and
- * answers each. Accesses run under a SIGBUS handler (sigsetjmp/siglongjmp), so a SIGBUS is
- * an answer, not a death. Async-signal-safe: it allocates nothing and prints nothing. */
+ * answers each. Accesses run under a SIGBUS/SIGSEGV handler (sigsetjmp/siglongjmp), so a
+ * fault is an answer, not a death. Async-signal-safe: it allocates nothing and prints nothing. */
 enum ptshare_agent_op {
 	PTSHARE_AGENT_MAP = 1,        /* mmap(addr, length, arg=prot, flags, fd, offset) -> value: address */
 	PTSHARE_AGENT_UNMAP = 2,      /* munmap(addr, length) */
@@ -150,7 +150,7 @@ struct ptshare_agent_command {
 
 struct ptshare_agent_reply {
 	int32_t error;                /* errno; 0 on success */
-	int32_t sigbus;               /* 1: the access raised SIGBUS (value: the offset it hit) */
+	int32_t fault_signal;         /* SIGBUS or SIGSEGV when the access raised it (value: the offset) */
 	int32_t pid;
 	int32_t pad;
 	uint64_t value;
@@ -198,6 +198,7 @@ enum ptshare_stress_error {
 	PTSHARE_STRESS_SIGBUS = 6,     /* SIGBUS below the floor, which is never truncated */
 	PTSHARE_STRESS_TRUNCATE = 7,   /* ftruncate/fallocate failed; err_no set */
 	PTSHARE_STRESS_CHILD = 8,      /* a forked child died or exited non-zero; found: wait status */
+	PTSHARE_STRESS_SIGSEGV = 9,    /* an access to its own mapping raised SIGSEGV */
 };
 
 /* Fixed-size, smaller than PIPE_BUF. */

@@ -24,27 +24,32 @@ public enum SharedPTError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-/// What a sharer answered: errno (0 on success), whether the access raised SIGBUS, a value
-/// (an address, a word read, the offset of a mismatch) and the word found at a mismatch.
+/// What a sharer answered: errno (0 on success), the signal an access raised (SIGBUS,
+/// SIGSEGV, or 0), a value (an address, a word read, the offset of a mismatch or fault) and the
+/// word found at a mismatch.
 struct SharerReply: Sendable, Equatable {
     var error: Int32
-    var sigbus: Bool
+    var signal: Int32
     var value: UInt64
     var found: UInt64
 
     init(_ r: ptshare_agent_reply) {
         error = r.error
-        sigbus = r.sigbus != 0
+        signal = r.fault_signal
         value = r.value
         found = r.found
     }
 
-    init(error: Int32 = 0, sigbus: Bool = false, value: UInt64 = 0, found: UInt64 = 0) {
+    init(error: Int32 = 0, signal: Int32 = 0, value: UInt64 = 0, found: UInt64 = 0) {
         self.error = error
-        self.sigbus = sigbus
+        self.signal = signal
         self.value = value
         self.found = found
     }
+
+    var sigbus: Bool { signal == SIGBUS }
+    /// A call that returned without an errno and an access that raised no signal.
+    var succeeded: Bool { error == 0 && signal == 0 }
 }
 
 /// One forked sharer (`ptshare_agent_main` in the C shim) and its command channel: it maps and

@@ -55,6 +55,9 @@ enum SharedPTStress {
         case PTSHARE_STRESS_SIGBUS:
             return "\(who): SIGBUS at \(hex(r.offset)), below the floor \(hex(floor)) that is never truncated"
         case PTSHARE_STRESS_TRUNCATE: return "\(who): ftruncate/fallocate failed: \(e)"
+        case PTSHARE_STRESS_SIGSEGV:
+            return
+                "\(who): \(WorkerPool.signalName(Int32(truncatingIfNeeded: r.found))) at file offset \(hex(r.offset)) of its own mapping"
         case PTSHARE_STRESS_CHILD:
             return "\(who): its checking child \(WorkerPool.describe(status: Int32(truncatingIfNeeded: r.found)))"
         default: return "\(who): unknown error code \(r.error)"

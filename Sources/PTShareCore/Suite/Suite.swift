@@ -33,6 +33,9 @@ public struct SuiteOptions: Sendable {
     public var minimumSharedPTSavings: Double = 0.95
     /// How long sharedpt.stress runs.
     public var stressSeconds: Int = 60
+    /// For the harness's own tests only: false runs the sharedpt.* bodies without asking the
+    /// kernel (with a flag value of 0 they then map plain MAP_SHARED_VALIDATE / MAP_SHARED).
+    var probesSharedPT = true
 
     public init(
         workers: Int = 200, memfdSize: UInt64 = 64 << 20, hugetlbSize: UInt64 = 1 << 30, tolerance: Double = 0.10,

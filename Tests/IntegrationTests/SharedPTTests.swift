@@ -1,0 +1,102 @@
+import Foundation
+import Glibc
+import Testing
+
+@testable import PTShareCore
+
+/// The sharedpt.* suite tests on this kernel, and their machinery (sharers, stress processes,
+/// checkers) exercised on plain shared mappings. Serialized: PageTables is global.
+@Suite(.serialized)
+struct SharedPTTests {
+    static var sharedPTNames: [String] { PTShareCore.Suite.testNames.filter { $0.hasPrefix("sharedpt.") } }
+
+    /// The kernel's release and whether it takes the default MAP_SHARED_PT value.
+    func kernel() throws -> (release: String, supported: Bool, errno: String?) {
+        let p = try KernelProbe.mapSharedPT(value: MapSharedPT.defaultValue)
+        return (try Sys.uname().release, p.supported, p.errno)
+    }
+
+    func suite(_ extra: [String]) throws -> Driver {
+        var args = ["suite", "--ktap", "--out", tempPath("suite"), "--workers", "2"]
+        for n in Self.sharedPTNames { args += ["--test", n] }
+        return try Driver.run(args + extra, timeoutSeconds: 120)
+    }
+
+    @Test func everySharedPTTestSkipsWithTheReasonWithoutTheFlag() throws {
+        let k = try kernel()
+        if k.supported { try Test.cancel("kernel \(k.release) takes MAP_SHARED_PT: the skip path cannot be exercised") }
+        let d = try suite([])
+        #expect(d.status == 0, "\(d.stderr)\n\(d.stdout)")
+        let reason = "MAP_SHARED_PT not supported by kernel \(k.release): \(k.errno ?? "?")"
+        #expect(k.errno == "EOPNOTSUPP")
+        for (i, n) in Self.sharedPTNames.enumerated() {
+            #expect(d.stdout.contains("\nok \(i + 1) \(n) # SKIP \(reason)\n"), "\(n): \(d.stdout)")
+        }
+        #expect(d.stdout.contains("# Totals: pass:0 fail:0 xfail:0 xpass:0 skip:\(Self.sharedPTNames.count) error:0"))
+    }
+
+    @Test func everySharedPTTestFailsWhenSupportIsExpected() throws {
+        let k = try kernel()
+        if k.supported { try Test.cancel("kernel \(k.release) takes MAP_SHARED_PT: the fail path cannot be exercised") }
+        let d = try suite(["--expect-map-shared-pt", "supported"])
+        #expect(d.status == 1, "\(d.stderr)\n\(d.stdout)")
+        for (i, n) in Self.sharedPTNames.enumerated() {
+            #expect(d.stdout.contains("\nnot ok \(i + 1) \(n)\n"), "\(n): \(d.stdout)")
+            #expect(d.stdout.contains("# \(n): MAP_SHARED_PT not supported by kernel \(k.release)"), "\(n)")
+        }
+        #expect(!d.stdout.contains("# SKIP"))
+    }
+
+    /// The options of a harness self-test: no probe, flag value 0 (plain shared mappings).
+    func plain(_ name: String, stressSeconds: Int = 3) -> SuiteOptions {
+        var o = SuiteOptions(workers: 2, mapSharedPTValue: 0, outDirectory: tempPath("plain"), only: [name])
+        o.probesSharedPT = false
+        o.stressSeconds = stressSeconds
+        return o
+    }
+
+    func result(_ name: String, _ o: SuiteOptions) throws -> KTAPResult {
+        let t = try #require(PTShareCore.Suite.tests.first { $0.name == name })
+        return t.run(o)
+    }
+
+    /// What holds for any shared mapping holds here too: the sharers, their SIGBUS handling,
+    /// fork and exit work, and the checks find nothing wrong where nothing is.
+    @Test(arguments: [
+        "sharedpt.semantics.coherence", "sharedpt.semantics.munmap_isolation", "sharedpt.semantics.creator_exit",
+        "sharedpt.semantics.fork", "sharedpt.semantics.truncate", "sharedpt.semantics.holepunch",
+        "sharedpt.semantics.madvise_dontneed",
+    ])
+    func harnessPassesOnPlainSharedMappings(_ name: String) throws {
+        let r = try result(name, plain(name))
+        #expect(r.status == .pass, "\(r.diagnostics.joined(separator: "\n"))")
+        #expect(r.diagnostics.count >= 5)
+        #expect(!r.diagnostics.contains { $0.contains("FAILED") })
+    }
+
+    /// Plain mappings accept what MAP_SHARED_PT must refuse: these checks fail instead of
+    /// passing vacuously, and say which call succeeded.
+    @Test(arguments: [
+        "sharedpt.semantics.mprotect", "sharedpt.semantics.mremap", "sharedpt.semantics.madvise_hugepage",
+        "sharedpt.semantics.partial_munmap", "sharedpt.semantics.mlock", "sharedpt.negative.misaligned_length",
+        "sharedpt.negative.misaligned_address",
+    ])
+    func refusalsFailOnPlainSharedMappings(_ name: String) throws {
+        let r = try result(name, plain(name))
+        #expect(r.status == .fail, "\(r.diagnostics.joined(separator: "\n"))")
+        #expect(
+            r.diagnostics.contains { $0.contains(", expected EINVAL -- FAILED") || $0.contains("EINVAL -- FAILED") })
+    }
+
+    @Test func stressFindsNothingWrongOnPlainSharedMappings() throws {
+        let r = try result("sharedpt.stress", plain("sharedpt.stress", stressSeconds: 4))
+        let text = r.diagnostics.joined(separator: "\n")
+        // /dev/kmsg needs privileges here; the unread log is itself a failure line.
+        let logUnread = text.contains("/dev/kmsg could not be opened")
+        #expect(r.status == .pass || logUnread, "\(text)")
+        let failures = r.diagnostics.filter { $0.contains("FAILED") && !$0.contains("/dev/kmsg") }
+        #expect(failures.isEmpty, "\(text)")
+        #expect(text.contains(" iterations, "), "\(text)")
+        #expect(text.contains("truncate/extend/punch cycles"), "\(text)")
+    }
+}
