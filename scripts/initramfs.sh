@@ -48,7 +48,9 @@ if [ -n "$module" ]; then
     cp "$module" "$stage/lib/modules/ptshare_probe.ko"
 fi
 # Keep the last few: flavours alternate (stock, patched), each with its own module.
-ls -t "$(dirname "$out")"/*.cpio.gz 2>/dev/null | tail -n +5 | xargs -r rm -f
+# find, not ls: an empty cache (a fresh machine) must not fail the pipeline under pipefail.
+find "$(dirname "$out")" -maxdepth 1 -name '*.cpio.gz' -printf '%T@ %p\n' | sort -rn | tail -n +5 |
+    cut -d' ' -f2- | xargs -r rm -f
 (cd "$stage" && find . | cpio -o -H newc --quiet | gzip -1 >"$out.tmp")
 mv "$out.tmp" "$out"
 say "built $out ($(du -h "$out" | cut -f1)) in $(($(date +%s) - start)) s"
