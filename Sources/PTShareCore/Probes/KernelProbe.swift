@@ -34,8 +34,10 @@ public struct KernelFacts: Sendable, Codable {
 }
 
 public enum KernelProbe {
-    /// Decides MAP_SHARED_PT support by asking the kernel: a 2 MiB memfd mapped at a
-    /// PMD-aligned address with MAP_SHARED_VALIDATE | value. EOPNOTSUPP or EINVAL: refused.
+    /// Decides MAP_SHARED_PT support by asking the kernel: a 2 MiB memfd mapped with
+    /// MAP_SHARED_VALIDATE | value, a PMD-aligned free address as the hint. EOPNOTSUPP or
+    /// EINVAL: refused. No MAP_FIXED_NOREPLACE here: it is not in the kernel's LEGACY_MAP_MASK,
+    /// so MAP_SHARED_VALIDATE refuses it with EOPNOTSUPP on every kernel, flag or not.
     public static func mapSharedPT(value: UInt32) throws(RunError) -> KernelFacts.SharedPT {
         let v = hex(UInt64(value))
         do {
@@ -43,7 +45,7 @@ public enum KernelProbe {
             defer { Sys.close(fd) }
             try Sys.ftruncate(fd, Geometry.pmdSize, path: "memfd:ptshare-probe")
             let addr = try AddressPlanner.freeRange(size: Geometry.pmdSize, alignment: Geometry.pmdSize)
-            let flags = ptshare_MAP_SHARED_VALIDATE | ptshare_MAP_FIXED_NOREPLACE | Int32(bitPattern: value)
+            let flags = ptshare_MAP_SHARED_VALIDATE | Int32(bitPattern: value)
             do {
                 let got = try Sys.mmap(
                     addr, Geometry.pmdSize, prot: PROT_READ | PROT_WRITE, flags: flags, fd: fd, offset: 0)
