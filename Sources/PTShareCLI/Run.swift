@@ -22,7 +22,10 @@ extension PTShare {
         @Option(help: "Number of worker processes.")
         public var workers: Int = 64
 
-        @Option(help: "none: MAP_SHARED; pt: MAP_SHARED | MAP_SHARED_PT, once MAP_SHARED_VALIDATE proved the kernel honours it.")
+        @Option(
+            help:
+                "none: MAP_SHARED; pt: MAP_SHARED | MAP_SHARED_PT, once MAP_SHARED_VALIDATE proved the kernel honours it."
+        )
         public var share: ShareMode = .none
 
         @Option(
