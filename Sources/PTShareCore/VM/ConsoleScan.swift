@@ -4,13 +4,17 @@ public enum ConsoleScan {
     public static let patterns = [
         "BUG:", "WARNING:", "Oops", "Kernel panic", "soft lockup", "hung_task", "general protection fault",
         "UBSAN:", "detected stalls", "self-detected stall",
+        // lockdep (patched-debug): its reports start with a row of '=' and these titles.
+        "possible circular locking", "possible recursive locking", "inconsistent lock state",
+        "INFO: possible", "suspicious RCU usage",
     ]
 
     /// The lines that match `patterns` or `extraPatterns`, with their 1-based line numbers.
     public static func problems(in log: String, extraPatterns: [String] = []) -> [(line: Int, text: String)] {
         let all = patterns + extraPatterns
         var found: [(Int, String)] = []
-        for (i, line) in log.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
+        // isNewline, not "\n": a serial console ends lines with "\r\n", one Character in Swift.
+        for (i, line) in log.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated()
         where all.contains(where: { line.contains($0) }) {
             found.append((i + 1, String(line).trimmingWhitespace()))
         }
