@@ -88,8 +88,8 @@ step "checkpatch --strict on kmod/patches and the probe module" scripts/checkpat
 # the debug checks, not the savings and census tests the patched flavour already ran. An
 # unknown name fails the suite, so a renamed test cannot drop out of CI unnoticed.
 debug_tests=(--test sharedpt.stress)
-for t in coherence creator_exit fork holepunch madvise_dontneed madvise_hugepage mlock mprotect \
-    mremap munmap_isolation partial_munmap truncate; do
+for t in coherence creator_exit fork holepunch madvise_dontneed madvise_hugepage madvise_pageout \
+    mlock mprotect mremap munmap_isolation partial_munmap truncate unaligned_merge; do
     debug_tests+=(--test "sharedpt.semantics.$t")
 done
 # Each flavour: the kernel build as its own step (cold 10-17 min, ccache shares objects across

@@ -78,6 +78,7 @@ struct SharedPTTests {
     /// passing vacuously, and say which call succeeded.
     @Test(arguments: [
         "sharedpt.semantics.mprotect", "sharedpt.semantics.mremap", "sharedpt.semantics.madvise_hugepage",
+        "sharedpt.semantics.madvise_pageout", "sharedpt.semantics.unaligned_merge",
         "sharedpt.semantics.partial_munmap", "sharedpt.semantics.mlock", "sharedpt.negative.misaligned_length",
         "sharedpt.negative.misaligned_address",
     ])

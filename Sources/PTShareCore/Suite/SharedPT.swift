@@ -18,6 +18,8 @@ extension Suite {
         ("sharedpt.semantics.mremap", SharedPTSemantics.mremap),
         ("sharedpt.semantics.madvise_dontneed", SharedPTSemantics.madviseDontNeed),
         ("sharedpt.semantics.madvise_hugepage", SharedPTSemantics.madviseHugePage),
+        ("sharedpt.semantics.madvise_pageout", SharedPTSemantics.madvisePageout),
+        ("sharedpt.semantics.unaligned_merge", SharedPTSemantics.unalignedMerge),
         ("sharedpt.semantics.partial_munmap", SharedPTSemantics.partialMunmap),
         ("sharedpt.semantics.mlock", SharedPTSemantics.mlock),
         ("sharedpt.negative.private", SharedPTNegative.privateMapping),

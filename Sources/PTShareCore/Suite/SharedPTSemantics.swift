@@ -304,6 +304,55 @@ enum SharedPTSemantics {
         }
     }
 
+    /// MADV_COLD and MADV_PAGEOUT are refused: they spare pages other processes map, and a page
+    /// behind a shared table looks mapped once, so one sharer could evict everyone's pages.
+    static func madvisePageout(_ o: SuiteOptions) -> KTAPResult {
+        run("sharedpt.semantics.madvise_pageout", o) { f, c throws(SharedPTError) in
+            let s = try f.spawn(2)
+            let a = try map(f, s[0], 0, &c)
+            let b = try map(f, s[1], 1, &c)
+            try fill(s[0], 0, a, f.size, seed: 0x1000, &c)
+            for (what, advice) in [("MADV_COLD", ptshare_MADV_COLD), ("MADV_PAGEOUT", ptshare_MADV_PAGEOUT)] {
+                c.fails(
+                    "sharer 0 madvise(\(what))",
+                    try s[0].call(PTSHARE_AGENT_MADVISE, addr: a, length: f.size, arg: advice), EINVAL)
+            }
+            try check(s[1], 1, b, f.size, seed: 0x1000, &c)
+        }
+    }
+
+    /// A vma merge moves a boundary without splitting: one that would leave a boundary off the
+    /// 2 MiB grid is refused like an unaligned split. (Allowed, the sharer's exit would tear down
+    /// tables the other still maps through.) Aligned splits and merges work; the data survives
+    /// the first sharer's exit.
+    static func unalignedMerge(_ o: SuiteOptions) -> KTAPResult {
+        run("sharedpt.semantics.unaligned_merge", o, size: 8 << 20) { f, c throws(SharedPTError) in
+            let s = try f.spawn(2)
+            let a = try map(f, s[0], 0, &c)
+            let b = try map(f, s[1], 1, &c)
+            try fill(s[0], 0, a, f.size, seed: 0x1000, &c)
+            try check(s[1], 1, b, f.size, seed: 0x1000, &c)
+            let half = 2 * chunk
+            c.succeeds(
+                "sharer 0 madvise(MADV_DONTDUMP) on [4M, 8M) (an aligned split)",
+                try s[0].call(PTSHARE_AGENT_MADVISE, addr: a + half, length: half, arg: ptshare_MADV_DONTDUMP))
+            c.fails(
+                "sharer 0 madvise(MADV_DONTDUMP) on [2M+4K, 4M) (a merge into [4M, 8M) ending off the grid)",
+                try s[0].call(
+                    PTSHARE_AGENT_MADVISE, addr: a + chunk + page, length: chunk - page, arg: ptshare_MADV_DONTDUMP),
+                EINVAL)
+            c.succeeds(
+                "sharer 0 madvise(MADV_DODUMP) on [4M, 8M) (an aligned merge back)",
+                try s[0].call(PTSHARE_AGENT_MADVISE, addr: a + half, length: half, arg: ptshare_MADV_DODUMP))
+            try check(s[0], 0, a, f.size, seed: 0x1000, &c)
+            try s[0].exit()
+            c.note("sharer 0 (pid \(s[0].pid)) exited and was reaped")
+            try check(s[1], 1, b, f.size, seed: 0x1000, &c)
+            try fill(s[1], 1, b, f.size, seed: 0x2000, &c)
+            try check(s[1], 1, b, f.size, seed: 0x2000, &c)
+        }
+    }
+
     /// munmap of a 2 MiB-aligned middle chunk works and leaves the rest mapped and correct, and
     /// the other sharer unaffected; a munmap that would split at an unaligned address is refused.
     static func partialMunmap(_ o: SuiteOptions) -> KTAPResult {
