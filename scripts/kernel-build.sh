@@ -86,7 +86,8 @@ if [ $config_only = 0 ] && [ -f "$dir/ok" ]; then
 fi
 
 # One build tree per flavour is kept: older keys of this flavour are stale (~1.5 GiB each).
-for old in "$cache/kernel/$flavour"-*; do
+# Exactly FLAVOUR-<16 hex digits>: a bare FLAVOUR-* would take patched-debug's tree for a stale patched one.
+for old in "$cache/kernel/$flavour"-????????????????; do
     [ -d "$old" ] && [ "$old" != "$dir" ] && { say "removing stale $old"; rm -rf "$old"; }
 done
 mkdir -p "$dir"
