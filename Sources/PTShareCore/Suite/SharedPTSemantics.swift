@@ -288,14 +288,19 @@ enum SharedPTSemantics {
 
     /// MADV_HUGEPAGE and MADV_NOHUGEPAGE are refused (THP is off for these mappings).
     static func madviseHugePage(_ o: SuiteOptions) -> KTAPResult {
-        run("sharedpt.semantics.madvise_hugepage", o) { f, c throws(SharedPTError) in
+        refusedAdvice(
+            "sharedpt.semantics.madvise_hugepage", o,
+            [("MADV_HUGEPAGE", ptshare_MADV_HUGEPAGE), ("MADV_NOHUGEPAGE", ptshare_MADV_NOHUGEPAGE)])
+    }
+
+    /// Each advice is EINVAL on the whole mapping of one sharer; the other still reads its data.
+    static func refusedAdvice(_ name: String, _ o: SuiteOptions, _ advices: [(String, Int32)]) -> KTAPResult {
+        run(name, o) { f, c throws(SharedPTError) in
             let s = try f.spawn(2)
             let a = try map(f, s[0], 0, &c)
             let b = try map(f, s[1], 1, &c)
             try fill(s[0], 0, a, f.size, seed: 0x1000, &c)
-            for (what, advice) in [
-                ("MADV_HUGEPAGE", ptshare_MADV_HUGEPAGE), ("MADV_NOHUGEPAGE", ptshare_MADV_NOHUGEPAGE),
-            ] {
+            for (what, advice) in advices {
                 c.fails(
                     "sharer 0 madvise(\(what))",
                     try s[0].call(PTSHARE_AGENT_MADVISE, addr: a, length: f.size, arg: advice), EINVAL)
@@ -307,18 +312,9 @@ enum SharedPTSemantics {
     /// MADV_COLD and MADV_PAGEOUT are refused: they spare pages other processes map, and a page
     /// behind a shared table looks mapped once, so one sharer could evict everyone's pages.
     static func madvisePageout(_ o: SuiteOptions) -> KTAPResult {
-        run("sharedpt.semantics.madvise_pageout", o) { f, c throws(SharedPTError) in
-            let s = try f.spawn(2)
-            let a = try map(f, s[0], 0, &c)
-            let b = try map(f, s[1], 1, &c)
-            try fill(s[0], 0, a, f.size, seed: 0x1000, &c)
-            for (what, advice) in [("MADV_COLD", ptshare_MADV_COLD), ("MADV_PAGEOUT", ptshare_MADV_PAGEOUT)] {
-                c.fails(
-                    "sharer 0 madvise(\(what))",
-                    try s[0].call(PTSHARE_AGENT_MADVISE, addr: a, length: f.size, arg: advice), EINVAL)
-            }
-            try check(s[1], 1, b, f.size, seed: 0x1000, &c)
-        }
+        refusedAdvice(
+            "sharedpt.semantics.madvise_pageout", o,
+            [("MADV_COLD", ptshare_MADV_COLD), ("MADV_PAGEOUT", ptshare_MADV_PAGEOUT)])
     }
 
     /// A vma merge moves a boundary without splitting: one that would leave a boundary off the
