@@ -26,28 +26,14 @@ esac
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cache="${PTSHARE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ptshare}"
-tarball=/usr/src/linux-source-6.12.tar.xz
 fragment="$root/kmod/ptshare.config"
 patched_fragment="$root/kmod/patched.config"
 debug_fragment="$root/kmod/debug.config"
 
 # Tools and the source package: installed when root, the exact line otherwise.
-pkgs=(linux-source-6.12 bc flex bison libelf-dev libssl-dev dwarves cpio xz-utils ccache make gcc patch)
-missing=()
-for p in "${pkgs[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-    if [ "$(id -u)" = 0 ]; then
-        say "apt-get install ${missing[*]}"
-        apt-get update -qq >&2
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
-    else
-        die "missing packages; run: sudo apt-get install -y ${missing[*]}"
-    fi
-fi
-[ -f "$tarball" ] || die "$tarball not found after installing linux-source-6.12"
-version="$(dpkg-query -W -f='${Version}' linux-source-6.12)"
+# shellcheck source=scripts/lib/kernel-deps.sh
+. "$root/scripts/lib/kernel-deps.sh"
+kernel_build_deps
 
 patches=()
 if [ "$flavour" != stock ]; then
