@@ -94,9 +94,11 @@ printf '# CONFIG_PTSHARE is not set\n' >"$off"
 configure() {
     local mode="$1" frags=("$fragment") line opt bad=0
     if [ "$mode" = on ]; then frags+=("$patched_fragment"); else frags+=("$off"); fi
-    make -s -C "$src" O="$build" tinyconfig >&2
-    (cd "$build" && "$src/scripts/kconfig/merge_config.sh" -m -O "$build" .config "${frags[@]}" "$lv" >/dev/null)
-    make -s -C "$src" O="$build" olddefconfig >&2
+    # Called as 'if ! configure', where set -e is off: each step returns on failure itself.
+    make -s -C "$src" O="$build" tinyconfig >&2 || return 1
+    (cd "$build" && "$src/scripts/kconfig/merge_config.sh" -m -O "$build" .config "${frags[@]}" "$lv" >/dev/null) ||
+        return 1
+    make -s -C "$src" O="$build" olddefconfig >&2 || return 1
     local defined=0
     grep -rqx --include='Kconfig*' 'config PTSHARE' "$src/mm" "$src/arch/x86" && defined=1
     for f in "${frags[@]}" "$lv"; do

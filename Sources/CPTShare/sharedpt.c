@@ -67,6 +67,7 @@ static int child_setup(int driver_pid)
 	signal(SIGINT, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGHUP, SIG_DFL);
+	signal(SIGPIPE, SIG_DFL);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_fault;
 	sa.sa_flags = SA_NODEFER;

@@ -143,6 +143,10 @@ int ptshare_install_stop_handlers(void)
 			return -1;
 		sigaddset(&set, sigs[i]);
 	}
+	/* A child that died must come back as EPIPE on the next write to it, not kill the
+	 * driver (and a suite's KTAP totals with it). Spawned programs get SIG_DFL back. */
+	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+		return -1;
 	/* A parent may have spawned us with them blocked (libdispatch threads do): a
 	 * harness that cannot be stopped leaves workers behind. Workers inherit this mask. */
 	return sigprocmask(SIG_UNBLOCK, &set, NULL);

@@ -14,9 +14,9 @@ public final class KernelLog {
 
     deinit { if fd >= 0 { Glibc.close(fd) } }
 
-    /// Records since opening that match ConsoleScan's patterns (and `extraPatterns`). Unreadable
+    /// Records since opening that match ConsoleScan's patterns. Unreadable
     /// /dev/kmsg is itself reported, so a clean result always means the log was read.
-    public func problems(extraPatterns: [String] = []) -> [String] {
+    public func problems() -> [String] {
         guard fd >= 0 else { return ["/dev/kmsg could not be opened: the kernel log was not checked"] }
         var text = ""
         var lost: [String] = []
@@ -34,6 +34,6 @@ public final class KernelLog {
                 break  // EAGAIN: no more records
             }
         }
-        return lost + ConsoleScan.problems(in: text, extraPatterns: extraPatterns).map(\.text)
+        return lost + ConsoleScan.problems(in: text).map(\.text)
     }
 }

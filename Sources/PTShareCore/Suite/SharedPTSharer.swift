@@ -63,6 +63,8 @@ final class Sharer {
     /// The driver's ends of the channel a fork child of this sharer takes over.
     private var spare: (command: Int32, reply: Int32)?
     private(set) var alive = true
+    /// The wait status once reaped (only for our own children).
+    private var lastStatus: Int32?
     /// Under TCG a walk over a few MiB takes seconds; a hung kernel takes forever.
     static let timeoutSeconds = 120
 
@@ -179,21 +181,31 @@ final class Sharer {
         do throws(SharedPTError) {
             _ = try answer("exit", on: reply)
         } catch {
-            guard case .sharerDied(_, _, let status) = error else { throw error }
-            guard status == "exited with status 0" || status == "ended" else {
-                throw .sharerDied(pid: pid, op: "exit", status: status)
+            guard case .sharerDied = error else { throw error }
+            // Judged by the wait status itself; a forked sharer's child is not ours to wait for.
+            guard isChild else { return }
+            guard let status = lastStatus, ptshare_wifexited(status) != 0, ptshare_wexitstatus(status) == 0 else {
+                throw .sharerDied(
+                    pid: pid, op: "exit", status: lastStatus.map { WorkerPool.describe(status: $0) } ?? "not reaped")
             }
             return
         }
         throw .badReport("sharer \(pid) answered an exit command")
     }
 
-    /// The wait status of a dead sharer this process can reap, in words.
+    /// The wait status of a dead sharer this process can reap, in words; kept in `lastStatus`.
     private func reap() -> String {
-        guard alive else { return "ended" }
+        guard alive else { return lastStatus.map { WorkerPool.describe(status: $0) } ?? "ended" }
         alive = false
-        guard isChild else { return "ended" }
-        if let (_, status) = try? Sys.waitpid(pid, noHang: false) { return WorkerPool.describe(status: status) }
+        guard isChild else { return "ended (not our child: no wait status)" }
+        do throws(SystemCallError) {
+            if let (_, status) = try Sys.waitpid(pid, noHang: false) {
+                lastStatus = status
+                return WorkerPool.describe(status: status)
+            }
+        } catch {
+            return "ended (waitpid failed: \(error))"
+        }
         return "ended"
     }
 

@@ -13,8 +13,6 @@ enum SharedPTStress {
     static let processes = 32
     /// Rounds a process runs before it exits and is respawned.
     static let iterations: UInt32 = 24
-    /// Lockdep and friends, besides what ConsoleScan already looks for.
-    static let extraLogPatterns = ["possible circular locking", "INFO: possible", "inconsistent lock state"]
 
     /// The totals of the reports received.
     struct Tally: Sendable, Equatable {
@@ -82,7 +80,7 @@ enum SharedPTStress {
         } catch {
             c.expect(false, "\(error)")
         }
-        let problems = log.problems(extraPatterns: extraLogPatterns)
+        let problems = log.problems()
         for p in problems { c.expect(false, "kernel log: \(p)") }
         // Worded without the patterns themselves: the guest console echoes this line, and the host's
         // console scan must not take it for a report.

@@ -9,13 +9,12 @@ public enum ConsoleScan {
         "INFO: possible", "suspicious RCU usage",
     ]
 
-    /// The lines that match `patterns` or `extraPatterns`, with their 1-based line numbers.
-    public static func problems(in log: String, extraPatterns: [String] = []) -> [(line: Int, text: String)] {
-        let all = patterns + extraPatterns
+    /// The lines that match `patterns`, with their 1-based line numbers.
+    public static func problems(in log: String) -> [(line: Int, text: String)] {
         var found: [(Int, String)] = []
         // isNewline, not "\n": a serial console ends lines with "\r\n", one Character in Swift.
         for (i, line) in log.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated()
-        where all.contains(where: { line.contains($0) }) {
+        where patterns.contains(where: { line.contains($0) }) {
             found.append((i + 1, String(line).trimmingWhitespace()))
         }
         return found
