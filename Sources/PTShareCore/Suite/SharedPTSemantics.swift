@@ -50,6 +50,19 @@ enum SharedPTSemantics {
         return r.value
     }
 
+    /// Three sharers that each map the whole file; sharer 0 writes seed 0x1000's pattern and the
+    /// other two read it back through the tables they attached to.
+    static func threeSharersWithData(_ f: SharedPTFixture, _ c: inout Checks) throws(SharedPTError) -> (
+        [Sharer], [UInt64]
+    ) {
+        let s = try f.spawn(3)
+        var a: [UInt64] = []
+        for i in s.indices { a.append(try map(f, s[i], i, &c)) }
+        try fill(s[0], 0, a[0], f.size, seed: 0x1000, &c)
+        for i in 1..<3 { try check(s[i], i, a[i], f.size, seed: 0x1000, &c) }
+        return (s, a)
+    }
+
     static func fill(_ s: Sharer, _ i: Int, _ a: UInt64, _ len: UInt64, seed: UInt64, _ c: inout Checks)
         throws(SharedPTError)
     {
@@ -79,11 +92,7 @@ enum SharedPTSemantics {
     /// A write by one sharer is seen by all others, whichever of them writes.
     static func coherence(_ o: SuiteOptions) -> KTAPResult {
         run("sharedpt.semantics.coherence", o) { f, c throws(SharedPTError) in
-            let s = try f.spawn(3)
-            var a: [UInt64] = []
-            for i in s.indices { a.append(try map(f, s[i], i, &c)) }
-            try fill(s[0], 0, a[0], f.size, seed: 0x1000, &c)
-            for i in 1..<3 { try check(s[i], i, a[i], f.size, seed: 0x1000, &c) }
+            let (s, a) = try threeSharersWithData(f, &c)
             try write(s[1], 1, a[1] + 3 * page + 8, 0xC0FFEE, &c)
             try read(s[0], 0, a[0] + 3 * page + 8, 0xC0FFEE, &c)
             try read(s[2], 2, a[2] + 3 * page + 8, 0xC0FFEE, &c)
@@ -95,11 +104,8 @@ enum SharedPTSemantics {
     /// One sharer unmaps; the others keep reading and writing; it maps again and sees their data.
     static func munmapIsolation(_ o: SuiteOptions) -> KTAPResult {
         run("sharedpt.semantics.munmap_isolation", o) { f, c throws(SharedPTError) in
-            let s = try f.spawn(3)
-            var a: [UInt64] = []
-            for i in s.indices { a.append(try map(f, s[i], i, &c)) }
-            try fill(s[0], 0, a[0], f.size, seed: 0x1000, &c)
-            for i in 1..<3 { try check(s[i], i, a[i], f.size, seed: 0x1000, &c) }
+            let (s, mapped) = try threeSharersWithData(f, &c)
+            var a = mapped
             c.succeeds(
                 "sharer 0 unmaps the whole mapping", try s[0].call(PTSHARE_AGENT_UNMAP, addr: a[0], length: f.size))
             try check(s[1], 1, a[1], f.size, seed: 0x1000, &c)
@@ -168,11 +174,7 @@ enum SharedPTSemantics {
     /// keeps the data below it; extended again, the range reads as zeroes everywhere.
     static func truncate(_ o: SuiteOptions) -> KTAPResult {
         run("sharedpt.semantics.truncate", o) { f, c throws(SharedPTError) in
-            let s = try f.spawn(3)
-            var a: [UInt64] = []
-            for i in s.indices { a.append(try map(f, s[i], i, &c)) }
-            try fill(s[0], 0, a[0], f.size, seed: 0x1000, &c)
-            for i in 1..<3 { try check(s[i], i, a[i], f.size, seed: 0x1000, &c) }
+            let (s, a) = try threeSharersWithData(f, &c)
             try f.truncate(to: chunk)
             c.note("ftruncate to \(ByteSize(chunk))")
             for i in s.indices {
@@ -199,11 +201,7 @@ enum SharedPTSemantics {
     /// A hole punched across a chunk boundary reads as zeroes in every sharer; the rest is intact.
     static func holePunch(_ o: SuiteOptions) -> KTAPResult {
         run("sharedpt.semantics.holepunch", o) { f, c throws(SharedPTError) in
-            let s = try f.spawn(3)
-            var a: [UInt64] = []
-            for i in s.indices { a.append(try map(f, s[i], i, &c)) }
-            try fill(s[0], 0, a[0], f.size, seed: 0x1000, &c)
-            for i in 1..<3 { try check(s[i], i, a[i], f.size, seed: 0x1000, &c) }
+            let (s, a) = try threeSharersWithData(f, &c)
             let lo = mib
             let hi = 3 * mib
             try f.punchHole(offset: lo, length: hi - lo)
@@ -269,11 +267,7 @@ enum SharedPTSemantics {
     /// MADV_DONTNEED works; every sharer still reads the file's data afterwards.
     static func madviseDontNeed(_ o: SuiteOptions) -> KTAPResult {
         run("sharedpt.semantics.madvise_dontneed", o) { f, c throws(SharedPTError) in
-            let s = try f.spawn(3)
-            var a: [UInt64] = []
-            for i in s.indices { a.append(try map(f, s[i], i, &c)) }
-            try fill(s[0], 0, a[0], f.size, seed: 0x1000, &c)
-            for i in 1..<3 { try check(s[i], i, a[i], f.size, seed: 0x1000, &c) }
+            let (s, a) = try threeSharersWithData(f, &c)
             c.succeeds(
                 "sharer 1 madvise(MADV_DONTNEED) on the whole mapping",
                 try s[1].call(PTSHARE_AGENT_MADVISE, addr: a[1], length: f.size, arg: ptshare_MADV_DONTNEED))
