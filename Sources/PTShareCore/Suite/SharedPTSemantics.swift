@@ -50,16 +50,16 @@ enum SharedPTSemantics {
         return r.value
     }
 
-    /// Three sharers that each map the whole file; sharer 0 writes seed 0x1000's pattern and the
-    /// other two read it back through the tables they attached to.
-    static func threeSharersWithData(_ f: SharedPTFixture, _ c: inout Checks) throws(SharedPTError) -> (
+    /// `count` sharers that each map the whole file; sharer 0 writes seed 0x1000's pattern and
+    /// the others read it back through the tables they attached to.
+    static func sharersWithData(_ f: SharedPTFixture, _ count: Int, _ c: inout Checks) throws(SharedPTError) -> (
         [Sharer], [UInt64]
     ) {
-        let s = try f.spawn(3)
+        let s = try f.spawn(count)
         var a: [UInt64] = []
         for i in s.indices { a.append(try map(f, s[i], i, &c)) }
         try fill(s[0], 0, a[0], f.size, seed: 0x1000, &c)
-        for i in 1..<3 { try check(s[i], i, a[i], f.size, seed: 0x1000, &c) }
+        for i in 1..<count { try check(s[i], i, a[i], f.size, seed: 0x1000, &c) }
         return (s, a)
     }
 
@@ -92,7 +92,7 @@ enum SharedPTSemantics {
     /// A write by one sharer is seen by all others, whichever of them writes.
     static func coherence(_ o: SuiteOptions) -> KTAPResult {
         run("sharedpt.semantics.coherence", o) { f, c throws(SharedPTError) in
-            let (s, a) = try threeSharersWithData(f, &c)
+            let (s, a) = try sharersWithData(f, 3, &c)
             try write(s[1], 1, a[1] + 3 * page + 8, 0xC0FFEE, &c)
             try read(s[0], 0, a[0] + 3 * page + 8, 0xC0FFEE, &c)
             try read(s[2], 2, a[2] + 3 * page + 8, 0xC0FFEE, &c)
@@ -104,7 +104,7 @@ enum SharedPTSemantics {
     /// One sharer unmaps; the others keep reading and writing; it maps again and sees their data.
     static func munmapIsolation(_ o: SuiteOptions) -> KTAPResult {
         run("sharedpt.semantics.munmap_isolation", o) { f, c throws(SharedPTError) in
-            let (s, mapped) = try threeSharersWithData(f, &c)
+            let (s, mapped) = try sharersWithData(f, 3, &c)
             var a = mapped
             c.succeeds(
                 "sharer 0 unmaps the whole mapping", try s[0].call(PTSHARE_AGENT_UNMAP, addr: a[0], length: f.size))
@@ -174,7 +174,7 @@ enum SharedPTSemantics {
     /// keeps the data below it; extended again, the range reads as zeroes everywhere.
     static func truncate(_ o: SuiteOptions) -> KTAPResult {
         run("sharedpt.semantics.truncate", o) { f, c throws(SharedPTError) in
-            let (s, a) = try threeSharersWithData(f, &c)
+            let (s, a) = try sharersWithData(f, 3, &c)
             try f.truncate(to: chunk)
             c.note("ftruncate to \(ByteSize(chunk))")
             for i in s.indices {
@@ -201,7 +201,7 @@ enum SharedPTSemantics {
     /// A hole punched across a chunk boundary reads as zeroes in every sharer; the rest is intact.
     static func holePunch(_ o: SuiteOptions) -> KTAPResult {
         run("sharedpt.semantics.holepunch", o) { f, c throws(SharedPTError) in
-            let (s, a) = try threeSharersWithData(f, &c)
+            let (s, a) = try sharersWithData(f, 3, &c)
             let lo = mib
             let hi = 3 * mib
             try f.punchHole(offset: lo, length: hi - lo)
@@ -267,7 +267,7 @@ enum SharedPTSemantics {
     /// MADV_DONTNEED works; every sharer still reads the file's data afterwards.
     static func madviseDontNeed(_ o: SuiteOptions) -> KTAPResult {
         run("sharedpt.semantics.madvise_dontneed", o) { f, c throws(SharedPTError) in
-            let (s, a) = try threeSharersWithData(f, &c)
+            let (s, a) = try sharersWithData(f, 3, &c)
             c.succeeds(
                 "sharer 1 madvise(MADV_DONTNEED) on the whole mapping",
                 try s[1].call(PTSHARE_AGENT_MADVISE, addr: a[1], length: f.size, arg: ptshare_MADV_DONTNEED))
@@ -317,11 +317,8 @@ enum SharedPTSemantics {
     /// the first sharer's exit.
     static func unalignedMerge(_ o: SuiteOptions) -> KTAPResult {
         run("sharedpt.semantics.unaligned_merge", o, size: 8 << 20) { f, c throws(SharedPTError) in
-            let s = try f.spawn(2)
-            let a = try map(f, s[0], 0, &c)
-            let b = try map(f, s[1], 1, &c)
-            try fill(s[0], 0, a, f.size, seed: 0x1000, &c)
-            try check(s[1], 1, b, f.size, seed: 0x1000, &c)
+            let (s, m) = try sharersWithData(f, 2, &c)
+            let (a, b) = (m[0], m[1])
             let half = 2 * chunk
             c.succeeds(
                 "sharer 0 madvise(MADV_DONTDUMP) on [4M, 8M) (an aligned split)",
@@ -347,11 +344,8 @@ enum SharedPTSemantics {
     /// the other sharer unaffected; a munmap that would split at an unaligned address is refused.
     static func partialMunmap(_ o: SuiteOptions) -> KTAPResult {
         run("sharedpt.semantics.partial_munmap", o, size: 6 << 20) { f, c throws(SharedPTError) in
-            let s = try f.spawn(2)
-            let a = try map(f, s[0], 0, &c)
-            let b = try map(f, s[1], 1, &c)
-            try fill(s[0], 0, a, f.size, seed: 0x1000, &c)
-            try check(s[1], 1, b, f.size, seed: 0x1000, &c)
+            let (s, m) = try sharersWithData(f, 2, &c)
+            let (a, b) = (m[0], m[1])
             c.succeeds(
                 "sharer 0 munmap of [2M, 4M)", try s[0].call(PTSHARE_AGENT_UNMAP, addr: a + chunk, length: chunk))
             let tail = 2 * chunk
