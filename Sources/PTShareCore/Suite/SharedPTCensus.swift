@@ -1,0 +1,122 @@
+import CPTShare
+import Glibc
+
+/// Which PTE table page maps each 2 MiB file chunk in each view (process and address) of a
+/// file, from the ptshare_probe module: the direct proof that sharing happened, or did not.
+/// Data checks alone pass on plain MAP_SHARED mappings; a census does not.
+struct TableCensus: Sendable, Equatable {
+    /// One mapping of the file in one process.
+    struct View: Sendable, Equatable {
+        var label: String
+        var pid: Int32
+        /// Where the mapping starts in that process (2 MiB-aligned for MAP_SHARED_PT).
+        var address: UInt64
+        /// The file offset mapped at `address` (2 MiB-aligned).
+        var fileOffset: UInt64
+        var length: UInt64
+    }
+
+    /// What a census must find.
+    enum Expectation: Sendable, Equatable {
+        /// Every view maps every chunk through a PTE table, and all views of one file chunk
+        /// through the same one (MAP_SHARED_PT sharing).
+        case oneTablePerChunk
+        /// No two views share a PTE table anywhere (different access, different offsets...).
+        case separateTables
+    }
+
+    struct Entry: Sendable, Equatable {
+        var view: String
+        var slot: TableSlot
+    }
+
+    /// File chunk index (file offset / 2 MiB) → what maps it in each view, in view order.
+    var chunks: [UInt64: [Entry]]
+
+    /// Pure: the slots one query per view returned, laid out by file chunk.
+    static func layout(_ views: [View], _ maps: [TableMap]) -> TableCensus {
+        var chunks: [UInt64: [Entry]] = [:]
+        for (v, m) in zip(views, maps) {
+            let first = v.fileOffset / Geometry.pmdSize
+            for (i, slot) in m.pte.prefix(Int(v.length / Geometry.pmdSize)).enumerated() {
+                chunks[first + UInt64(i), default: []].append(Entry(view: v.label, slot: slot))
+            }
+        }
+        return TableCensus(chunks: chunks)
+    }
+
+    /// Pure: whether the census meets `e`, and one line saying what it found.
+    func judge(_ e: Expectation) -> (ok: Bool, line: String) {
+        var problems: [String] = []
+        var distinct = Set<UInt64>()
+        var owners: [UInt64: [String]] = [:]
+        for k in chunks.keys.sorted() {
+            let entries = chunks[k]!
+            for en in entries where en.slot.kind != .table {
+                problems.append("chunk \(k) in \(en.view): no PTE table (\(en.slot.kind))")
+            }
+            let pfns = Set(entries.filter { $0.slot.kind == .table }.map(\.slot.pfn))
+            distinct.formUnion(pfns)
+            for en in entries where en.slot.kind == .table { owners[en.slot.pfn, default: []].append(en.view) }
+            if e == .oneTablePerChunk && pfns.count > 1 {
+                problems.append("chunk \(k): \(pfns.count) tables for \(entries.count) views")
+            }
+        }
+        if e == .separateTables {
+            for (pfn, views) in owners.sorted(by: { $0.key < $1.key }) where views.count > 1 {
+                problems.append("table pfn \(hex(pfn)) shared by \(views.joined(separator: ", "))")
+            }
+        }
+        let views = Set(chunks.values.flatMap { $0.map(\.view) }).count
+        let what = e == .oneTablePerChunk ? "one shared table per chunk" : "no table shared between views"
+        var line =
+            "census (ptshare_probe): \(chunks.count) chunks × \(views) views, \(distinct.count) distinct PTE tables; "
+            + "expected \(what)"
+        if !problems.isEmpty { line += ": " + problems.prefix(4).joined(separator: "; ") }
+        return (problems.isEmpty, line)
+    }
+
+    /// Queries the module for every view. nil with the reason when the module is not loaded
+    /// (no proof possible here); a failed query throws.
+    static func take(_ views: [View]) throws(SystemCallError) -> TableCensus? {
+        guard case .ready = TableProbe.state() else { return nil }
+        let probe = try TableProbe()
+        var maps: [TableMap] = []
+        for v in views {
+            maps.append(try probe.query(pid: v.pid, start: v.address, end: v.address + v.length))
+        }
+        return layout(views, maps)
+    }
+}
+
+extension Checks {
+    /// A census of `views` that must meet `e`. Without a loaded ptshare_probe the test cannot
+    /// prove sharing: it ends as SKIP with that reason unless a check failed (the module is in
+    /// the guest, so the guest's suite always takes the census); a shipped module that is not
+    /// loaded, or speaks another interface, fails.
+    mutating func census(_ views: [TableCensus.View], _ e: TableCensus.Expectation, modulePath: String) {
+        switch TableProbe.state() {
+        case .incompatible(let v):
+            expect(false, "census: ptshare_probe speaks interface \(v), this ptshare \(PTSHARE_PROBE_VERSION)")
+            return
+        case .notLoaded:
+            if access(modulePath, R_OK) == 0 {
+                expect(false, "census: \(modulePath) is here but ptshare_probe is not loaded (did insmod fail?)")
+            } else {
+                unproven("the ptshare_probe module is not loaded: the table census cannot run")
+            }
+            return
+        case .ready: break
+        }
+        do throws(SystemCallError) {
+            guard let t = try TableCensus.take(views) else {
+                unproven("the ptshare_probe module went away: the table census cannot run")
+                return
+            }
+            let (ok, line) = t.judge(e)
+            expect(ok, line)
+        } catch {
+            expect(false, "census: \(error)")
+        }
+    }
+}
