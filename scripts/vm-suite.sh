@@ -7,7 +7,8 @@
 # Runs `ptshare vm --kernel FLAVOUR [vm options] -- suite --ktap --expect-map-shared-pt X
 # [suite options]`: X is unsupported for stock and supported for the patched flavours. Options
 # after `--` go to the suite in the guest, e.g. `-- --test sharedpt.stress` (repeatable) runs
-# a subset. Installs what it needs when run as root (QEMU here; the kernel and initramfs
+# a subset. For the patched flavours the suite runs with --fail-on-skip: a test that SKIPs there
+# did not run, and fails the step unless it is given with --allow-skip NAME after `--`. Installs what it needs when run as root (QEMU here; the kernel and initramfs
 # scripts install theirs), otherwise prints the apt-get line. Exit status: ptshare vm's
 # (non-zero on any "not ok", on a kernel problem in the console, or when the VM could not run).
 set -euo pipefail
@@ -15,9 +16,13 @@ cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
 flavour="${1:-stock}"
 shift || true
+skip_policy=()
 case "$flavour" in
     stock) expect=unsupported ;;
-    patched | patched-debug) expect=supported ;;
+    patched | patched-debug)
+        expect=supported
+        skip_policy=(--fail-on-skip)
+        ;;
     *) echo "vm-suite: error: flavour must be stock, patched or patched-debug" >&2; exit 64 ;;
 esac
 vm_args=()
@@ -43,4 +48,4 @@ fi
 # One static build serves the host (ptshare vm) and the guest (initramfs.sh reuses it).
 bin="$(scripts/build-static.sh)"
 export PTSHARE_STATIC_BIN="$bin"
-exec "$bin" vm --kernel "$flavour" "${vm_args[@]}" -- suite --ktap --expect-map-shared-pt "$expect" "${suite_args[@]}"
+exec "$bin" vm --kernel "$flavour" "${vm_args[@]}" -- suite --ktap --expect-map-shared-pt "$expect" ${skip_policy[@]+"${skip_policy[@]}"} "${suite_args[@]}"

@@ -46,6 +46,14 @@ extension PTShare {
         @Option(name: .customLong("test"), help: "Run only this test (repeatable).")
         public var tests: [String] = []
 
+        @Flag(help: "A SKIP fails the suite (exit status 1) unless the test is given with --allow-skip.")
+        public var failOnSkip = false
+
+        @Option(
+            name: .customLong("allow-skip"),
+            help: "With --fail-on-skip: this test may SKIP (repeatable); its skip reason is printed.")
+        public var allowSkip: [String] = []
+
         @OptionGroup public var flag: FlagOptions
 
         public init() {}
@@ -63,6 +71,13 @@ extension PTShare {
             for t in tests where !PTShareCore.Suite.testNames.contains(t) {
                 throw ValidationError(
                     "--test \(t): unknown; the tests are \(PTShareCore.Suite.testNames.joined(separator: ", "))")
+            }
+            for t in allowSkip where !PTShareCore.Suite.testNames.contains(t) {
+                throw ValidationError(
+                    "--allow-skip \(t): unknown; the tests are \(PTShareCore.Suite.testNames.joined(separator: ", "))")
+            }
+            if !allowSkip.isEmpty && !failOnSkip {
+                throw ValidationError("--allow-skip needs --fail-on-skip (without it every SKIP is allowed)")
             }
             var o = SuiteOptions(
                 workers: workers, memfdSize: try size("--memfd-size", memfdSize),
@@ -96,8 +111,10 @@ extension PTShare {
                 }
                 fflush(nil)  // streamed: each KTAP line as soon as its test ends
             }
+            let policy = SkipPolicy(failOnSkip: failOnSkip, allowed: allowSkip).judge(results)
+            for line in policy.lines { print(ktap ? "# " + line : "    " + line) }
             printStderr("ptshare suite: results in \(o.outDirectory)")
-            if results.contains(where: { $0.status == .fail }) { throw ExitCode(1) }
+            if results.contains(where: { $0.status == .fail }) || policy.fails { throw ExitCode(1) }
         }
     }
 }

@@ -324,4 +324,19 @@ private let environmentIsClean = FlagOptions.environment().isEmpty
                 == true)
         #expect(parseMessage(["suite", "--test", "sharedpt.stress"]) == nil)
     }
+
+    @Test func skipPolicyFlags() throws {
+        #expect(
+            parseMessage(["suite", "--allow-skip", "sharedpt.stress"])
+                == "--allow-skip needs --fail-on-skip (without it every SKIP is allowed)")
+        #expect(
+            parseMessage(["suite", "--fail-on-skip", "--allow-skip", "nope"])?.hasPrefix(
+                "--allow-skip nope: unknown; the tests are ") == true)
+        let cmd = try #require(
+            try PTShare.parseAsRoot([
+                "suite", "--out", "/tmp/x", "--fail-on-skip", "--allow-skip", "hugetlb.pmd_share.savings",
+            ]) as? PTShare.Suite)
+        #expect(cmd.failOnSkip)
+        #expect(cmd.allowSkip == ["hugetlb.pmd_share.savings"])
+    }
 }

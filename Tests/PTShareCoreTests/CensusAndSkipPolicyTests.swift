@@ -1,0 +1,107 @@
+import Testing
+
+@testable import PTShareCore
+
+@Suite struct SkipPolicyTests {
+    let results = [
+        KTAPResult(name: "a", status: .pass),
+        KTAPResult(name: "b", status: .skip("no huge pages")),
+        KTAPResult(name: "c", status: .fail),
+    ]
+
+    @Test func skipsPassWithoutThePolicy() {
+        let (lines, fails) = SkipPolicy().judge(results)
+        #expect(!fails)
+        #expect(lines.isEmpty)
+    }
+
+    @Test func anUnlistedSkipFails() {
+        let (lines, fails) = SkipPolicy(failOnSkip: true).judge(results)
+        #expect(fails)
+        #expect(
+            lines == [
+                "skip policy: b skipped and not on the allow-list -- FAILED: no huge pages",
+                "skip policy: 1 skip(s) not allowed (no --allow-skip given)",
+            ])
+    }
+
+    @Test func anAllowedSkipIsPrintedWithItsReason() {
+        let (lines, fails) = SkipPolicy(failOnSkip: true, allowed: ["b", "z"]).judge(results)
+        #expect(!fails)
+        #expect(
+            lines == [
+                "skip policy: b skipped (allowed by --allow-skip): no huge pages",
+                "skip policy: --allow-skip z: the test did not run in this suite",
+                "skip policy: 0 skip(s) not allowed (allowed: b, z)",
+            ])
+    }
+
+    @Test func noSkipNoComplaint() {
+        let (_, fails) = SkipPolicy(failOnSkip: true).judge([KTAPResult(name: "a", status: .pass)])
+        #expect(!fails)
+    }
+}
+
+@Suite struct TableCensusTests {
+    static func view(_ label: String, offset: UInt64, chunks: Int) -> TableCensus.View {
+        TableCensus.View(
+            label: label, pid: 1, address: 0x4000_0000, fileOffset: offset, length: UInt64(chunks) * Geometry.pmdSize)
+    }
+
+    static func map(_ pfns: [UInt64?]) -> TableMap {
+        TableMap(
+            pte: pfns.map { $0.map { TableSlot(kind: .table, pfn: $0) } ?? TableSlot(kind: .none, pfn: 0) },
+            pmd: [TableSlot(kind: .table, pfn: 9)], pteTables: UInt64(pfns.count), pmdLeaves: 0, pmdTables: 1,
+            pudLeaves: 0)
+    }
+
+    @Test func oneTablePerChunkHolds() {
+        let c = TableCensus.layout(
+            [Self.view("a", offset: 0, chunks: 2), Self.view("b", offset: 0, chunks: 2)],
+            [Self.map([10, 11]), Self.map([10, 11])])
+        let (ok, line) = c.judge(.oneTablePerChunk)
+        #expect(ok, "\(line)")
+        #expect(line.hasPrefix("census (ptshare_probe): 2 chunks × 2 views, 2 distinct PTE tables"))
+        #expect(!c.judge(.separateTables).ok)
+    }
+
+    @Test func aPrivateTableFailsSharing() {
+        let c = TableCensus.layout(
+            [Self.view("a", offset: 0, chunks: 2), Self.view("b", offset: 0, chunks: 2)],
+            [Self.map([10, 11]), Self.map([10, 12])])
+        let (ok, line) = c.judge(.oneTablePerChunk)
+        #expect(!ok)
+        #expect(line.contains("chunk 1: 2 tables for 2 views"), "\(line)")
+    }
+
+    @Test func aMissingTableFailsSharing() {
+        let c = TableCensus.layout(
+            [Self.view("a", offset: 0, chunks: 2), Self.view("b", offset: 0, chunks: 2)],
+            [Self.map([10, 11]), Self.map([10, nil])])
+        let (ok, line) = c.judge(.oneTablePerChunk)
+        #expect(!ok)
+        #expect(line.contains("chunk 1 in b: no PTE table"), "\(line)")
+    }
+
+    /// Views of different file offsets land on different chunks: the layout goes by file offset.
+    @Test func chunksAreFileChunks() {
+        let c = TableCensus.layout(
+            [Self.view("a", offset: 0, chunks: 2), Self.view("b", offset: Geometry.pmdSize, chunks: 1)],
+            [Self.map([10, 11]), Self.map([11])])
+        #expect(c.chunks[1]?.map(\.view) == ["a", "b"])
+        #expect(c.judge(.oneTablePerChunk).ok)
+    }
+
+    @Test func separateTablesCatchesASharedOne() {
+        let c = TableCensus.layout(
+            [Self.view("rw", offset: 0, chunks: 2), Self.view("ro", offset: 0, chunks: 2)],
+            [Self.map([10, 11]), Self.map([20, 11])])
+        let (ok, line) = c.judge(.separateTables)
+        #expect(!ok)
+        #expect(line.contains("shared by rw, ro"), "\(line)")
+        let d = TableCensus.layout(
+            [Self.view("rw", offset: 0, chunks: 2), Self.view("ro", offset: 0, chunks: 2)],
+            [Self.map([10, 11]), Self.map([20, 21])])
+        #expect(d.judge(.separateTables).ok)
+    }
+}
