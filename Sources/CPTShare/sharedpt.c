@@ -9,10 +9,13 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <linux/magic.h>
+#include <linux/userfaultfd.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -21,6 +24,9 @@
 
 #ifndef MLOCK_ONFAULT
 #define MLOCK_ONFAULT 0x01
+#endif
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
 #endif
 #ifndef RAMFS_MAGIC
 #define RAMFS_MAGIC 0x858458f6
@@ -34,6 +40,11 @@ const int ptshare_MADV_COLD = MADV_COLD;
 const int ptshare_MADV_PAGEOUT = MADV_PAGEOUT;
 const int ptshare_MADV_DONTDUMP = MADV_DONTDUMP;
 const int ptshare_MADV_DODUMP = MADV_DODUMP;
+const int ptshare_MADV_REMOVE = MADV_REMOVE;
+const int ptshare_MADV_COLLAPSE = MADV_COLLAPSE;
+const int ptshare_MADV_MERGEABLE = MADV_MERGEABLE;
+const int ptshare_MCL_CURRENT = MCL_CURRENT;
+const int ptshare_MCL_FUTURE = MCL_FUTURE;
 const int ptshare_MREMAP_MAYMOVE = MREMAP_MAYMOVE;
 const int ptshare_MLOCK_ONFAULT = MLOCK_ONFAULT;
 const int ptshare_FALLOC_FL_KEEP_SIZE = FALLOC_FL_KEEP_SIZE;
@@ -182,6 +193,92 @@ static void agent_word(uint32_t op, uint64_t addr, uint64_t value, struct ptshar
 	bus_armed = 0;
 }
 
+/* Registration is what the series refuses; the steps before it must work for that to mean
+ * anything, so the failed step is part of the answer. */
+static void agent_uffd(uint64_t addr, uint64_t len, struct ptshare_agent_reply *r)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = {
+		.range = { .start = addr, .len = len },
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+	long fd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+
+	if (fd < 0) {
+		r->error = errno;
+		r->value = 1;
+		return;
+	}
+	if (ioctl((int)fd, UFFDIO_API, &api) != 0) {
+		r->error = errno;
+		r->value = 2;
+	} else if (ioctl((int)fd, UFFDIO_REGISTER, &reg) != 0) {
+		r->error = errno;
+		r->value = 3;
+	}
+	close((int)fd);
+}
+
+int ptshare_pin_to_cpu(int cpu, uint64_t *saved)
+{
+	cpu_set_t set;
+
+	if (cpu < 0 || cpu >= 64) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (saved) {
+		if (sched_getaffinity(0, sizeof(set), &set) != 0)
+			return -1;
+		*saved = 0;
+		for (int i = 0; i < 64; i++)
+			if (CPU_ISSET(i, &set))
+				*saved |= 1ull << i;
+	}
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return sched_setaffinity(0, sizeof(set), &set);
+}
+
+int ptshare_set_cpu_mask(uint64_t mask)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	for (int i = 0; i < 64; i++)
+		if (mask & (1ull << i))
+			CPU_SET(i, &set);
+	return sched_setaffinity(0, sizeof(set), &set);
+}
+
+/* The stale-TLB probe: no syscall and no fault while spinning, so this CPU keeps whatever
+ * translation it has for addr until someone else's flush reaches it. */
+static void agent_spin_read(uint64_t addr, uint64_t flags, uint64_t rounds, struct ptshare_agent_reply *r)
+{
+	volatile uint64_t *w = (volatile uint64_t *)(uintptr_t)addr;
+	volatile uint64_t *started = (volatile uint64_t *)(uintptr_t)flags;
+	volatile uint64_t *done = started + 1;
+	uint64_t last = 0, i;
+
+	if (sigsetjmp(bus_env, 1)) {
+		r->fault_signal = fault_signal;
+		return;
+	}
+	bus_armed = 1;
+	last = *w;
+	*started = 1;
+	for (i = 0; i < rounds && !*done; i++)
+		last = *w;
+	if (i == rounds) {
+		bus_armed = 0;
+		r->error = ETIMEDOUT;
+		return;
+	}
+	r->found = last;
+	r->value = *w;
+	bus_armed = 0;
+}
+
 void ptshare_agent_main(const struct ptshare_agent_plan *p)
 {
 	int cmd_fd = p->command_read_fd;
@@ -276,6 +373,21 @@ void ptshare_agent_main(const struct ptshare_agent_plan *p)
 			break;
 		case PTSHARE_AGENT_EXIT:
 			_exit(0);
+		case PTSHARE_AGENT_MLOCKALL:
+			rc = c.arg == 0 ? munlockall() : mlockall(c.arg);
+			if (rc != 0)
+				r.error = errno;
+			break;
+		case PTSHARE_AGENT_UFFD_REGISTER:
+			agent_uffd(c.addr, c.length, &r);
+			break;
+		case PTSHARE_AGENT_PIN_CPU:
+			if (ptshare_pin_to_cpu(c.arg, NULL) != 0)
+				r.error = errno;
+			break;
+		case PTSHARE_AGENT_SPIN_READ:
+			agent_spin_read(c.addr, c.offset, c.value, &r);
+			break;
 		default:
 			r.error = EINVAL;
 			break;

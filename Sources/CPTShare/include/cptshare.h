@@ -115,6 +115,11 @@ extern const int ptshare_MADV_COLD;
 extern const int ptshare_MADV_PAGEOUT;
 extern const int ptshare_MADV_DONTDUMP;
 extern const int ptshare_MADV_DODUMP;
+extern const int ptshare_MADV_REMOVE;
+extern const int ptshare_MADV_COLLAPSE;
+extern const int ptshare_MADV_MERGEABLE;
+extern const int ptshare_MCL_CURRENT;
+extern const int ptshare_MCL_FUTURE;
 extern const int ptshare_MREMAP_MAYMOVE;
 extern const int ptshare_MLOCK_ONFAULT;
 extern const int ptshare_FALLOC_FL_KEEP_SIZE;
@@ -138,6 +143,16 @@ enum ptshare_agent_op {
 	PTSHARE_AGENT_MADVISE = 11,   /* madvise(addr, length, arg=advice) */
 	PTSHARE_AGENT_FORK = 12,      /* fork; the child answers on the spare channel. value: child pid */
 	PTSHARE_AGENT_EXIT = 13,      /* _exit(0), no answer */
+	/* 20-39: the semantics tests' rarer calls */
+	PTSHARE_AGENT_MLOCKALL = 20,  /* arg 0: munlockall(); else mlockall(arg) */
+	PTSHARE_AGENT_UFFD_REGISTER = 21, /* userfaultfd + UFFDIO_API + UFFDIO_REGISTER(MISSING) of [addr,
+	                                     addr+length), then close; error: errno, value: the failed step
+	                                     (1 userfaultfd, 2 UFFDIO_API, 3 UFFDIO_REGISTER) */
+	PTSHARE_AGENT_PIN_CPU = 22,   /* sched_setaffinity to CPU arg alone */
+	PTSHARE_AGENT_SPIN_READ = 23, /* sets the word at offset (a plain shared page) to 1, then loads the word
+	                                 at addr until the word at offset + 8 is non-zero, making no syscall;
+	                                 found: the last load before, value: the first load after. At most
+	                                 `value` rounds (error ETIMEDOUT) */
 };
 
 /* Fixed-size, smaller than PIPE_BUF. */
@@ -172,6 +187,11 @@ struct ptshare_agent_plan {
 
 __attribute__((noreturn))
 void ptshare_agent_main(const struct ptshare_agent_plan *plan);
+
+/* sched_setaffinity of the calling thread to CPU `cpu` alone (`cpu` < 64), the previous mask of
+ * CPUs 0-63 in *saved; and back. 0 or -1 with errno. */
+int ptshare_pin_to_cpu(int cpu, uint64_t *saved);
+int ptshare_set_cpu_mask(uint64_t mask);
 
 /* sharedpt.stress: a process that, until the deadline or `iterations` rounds, maps the file
  * with MAP_SHARED_PT at a varying 2 MiB-aligned offset, writes its own word in every page

@@ -22,6 +22,16 @@ extension Suite {
         ("sharedpt.semantics.unaligned_merge", SharedPTSemantics.unalignedMerge),
         ("sharedpt.semantics.partial_munmap", SharedPTSemantics.partialMunmap),
         ("sharedpt.semantics.mlock", SharedPTSemantics.mlock),
+        ("sharedpt.semantics.mlockall", SharedPTSemantics.mlockall),
+        ("sharedpt.semantics.ro_rw_isolation", SharedPTSemantics.roRwIsolation),
+        ("sharedpt.semantics.different_addresses", SharedPTSemantics.differentAddresses),
+        ("sharedpt.semantics.offset_mismatch", SharedPTSemantics.offsetMismatch),
+        ("sharedpt.semantics.userfaultfd", SharedPTSemantics.userfaultfd),
+        ("sharedpt.semantics.madvise_collapse", SharedPTSemantics.madviseCollapse),
+        ("sharedpt.semantics.madvise_mergeable", SharedPTSemantics.madviseMergeable),
+        ("sharedpt.semantics.madvise_remove", SharedPTSemantics.madviseRemove),
+        ("sharedpt.semantics.map_fixed", SharedPTSemantics.mapFixed),
+        ("sharedpt.semantics.stale_tlb", SharedPTSemantics.staleTLB),
         ("sharedpt.negative.private", SharedPTNegative.privateMapping),
         ("sharedpt.negative.anonymous", SharedPTNegative.anonymous),
         ("sharedpt.negative.misaligned_address", SharedPTNegative.misalignedAddress),
@@ -258,6 +268,7 @@ final class SharedPTFixture {
     let flag: UInt32
     let name = "memfd:ptshare-sharedpt"
     private(set) var sharers: [Sharer] = []
+    private var extraFds: [Int32] = []
 
     init(size: UInt64, flag: UInt32) throws(SharedPTError) {
         do { fd = try Sys.memfdCreate("ptshare-sharedpt", flags: UInt32(ptshare_MFD_CLOEXEC)) } catch {
@@ -273,6 +284,7 @@ final class SharedPTFixture {
 
     deinit {
         for s in sharers.reversed() { s.kill() }
+        for e in extraFds { Sys.close(e) }
         Sys.close(fd)
     }
 
@@ -284,6 +296,27 @@ final class SharedPTFixture {
             out.append(s)
         }
         return out
+    }
+
+    /// A second fd of the same file opened read-only (a mapping of it has no VM_MAYWRITE);
+    /// closed with the fixture. Sharers spawned after this inherit it.
+    func openReadOnly() throws(SharedPTError) -> Int32 {
+        do {
+            let ro = try Sys.open("/proc/self/fd/\(fd)", O_RDONLY | O_CLOEXEC)
+            extraFds.append(ro)
+            return ro
+        } catch { throw .system(error) }
+    }
+
+    /// Another memfd of the same size, never mapped with the flag (a plain mapping for a
+    /// premise); closed with the fixture. Only sharers spawned after this inherit it.
+    func scratch(size: UInt64? = nil) throws(SharedPTError) -> Int32 {
+        do {
+            let m = try Sys.memfdCreate("ptshare-sharedpt-plain", flags: UInt32(ptshare_MFD_CLOEXEC))
+            extraFds.append(m)
+            try Sys.ftruncate(m, size ?? self.size, path: "memfd:ptshare-sharedpt-plain")
+            return m
+        } catch { throw .system(error) }
     }
 
     /// Keeps a sharer made elsewhere (a fork child) for teardown.

@@ -30,16 +30,22 @@ enum SharedPTSemantics {
     }
 
     /// Sharer `index` maps `length` (default the whole file) at `offset` with the flag; the
-    /// kernel's address must be 2 MiB-aligned. A failed mmap stops the test.
+    /// kernel's address must be 2 MiB-aligned. A failed mmap stops the test. `at` asks for an
+    /// address (`MAP_FIXED_NOREPLACE` with `MAP_SHARED`, which `MAP_SHARED_VALIDATE` refuses).
     static func map(
         _ f: SharedPTFixture, _ s: Sharer, _ index: Int, _ c: inout Checks, length: UInt64? = nil,
-        offset: UInt64 = 0
+        offset: UInt64 = 0, prot: Int32 = PROT_READ | PROT_WRITE, fd: Int32? = nil, at: UInt64? = nil,
+        label: String = ""
     ) throws(SharedPTError) -> UInt64 {
         let len = length ?? f.size
-        let what = "sharer \(index) (pid \(s.pid)) maps \(ByteSize(len)) at offset \(ByteSize(offset))"
+        let how = prot == PROT_READ ? "read-only " : ""
+        let what =
+            "sharer \(index) (pid \(s.pid)) maps \(ByteSize(len)) \(how)at offset \(ByteSize(offset))\(label)"
+            + (at.map { " at \(hex($0))" } ?? "")
+        let flags =
+            at == nil ? f.flags(index) : MAP_SHARED | ptshare_MAP_FIXED_NOREPLACE | Int32(bitPattern: f.flag)
         let r = try s.call(
-            PTSHARE_AGENT_MAP, length: len, offset: offset, arg: PROT_READ | PROT_WRITE, flags: f.flags(index),
-            fd: f.fd)
+            PTSHARE_AGENT_MAP, addr: at ?? 0, length: len, offset: offset, arg: prot, flags: flags, fd: fd ?? f.fd)
         guard r.error == 0 else {
             c.expect(false, "\(what): \(Checks.describe(r))")
             throw .stepFailed(what)
@@ -47,20 +53,58 @@ enum SharedPTSemantics {
         // Flag 0 is the harness's self-test on plain mappings, which the kernel need not align.
         let aligned = r.value % chunk == 0 || f.flag == 0
         c.expect(aligned, "\(what): \(hex(r.value))" + (aligned ? "" : " is not 2 MiB-aligned"))
+        if let at, r.value != at {
+            c.expect(false, "\(what): landed at \(hex(r.value)), not where asked")
+            throw .stepFailed(what)
+        }
         return r.value
     }
 
-    /// `count` sharers that each map the whole file; sharer 0 writes seed 0x1000's pattern and
-    /// the others read it back through the tables they attached to.
-    static func sharersWithData(_ f: SharedPTFixture, _ count: Int, _ c: inout Checks) throws(SharedPTError) -> (
-        [Sharer], [UInt64]
+    /// One view for a census: sharer `index` maps [offset, offset + length) of the file at `addr`.
+    static func view(_ s: Sharer, _ index: Int, _ addr: UInt64, offset: UInt64 = 0, length: UInt64)
+        -> TableCensus.View
+    {
+        TableCensus.View(
+            label: "sharer \(index)", pid: s.pid, address: addr, fileOffset: offset, length: length)
+    }
+
+    /// The census that proves (or refutes) sharing among `views`; see `Checks.census`.
+    static func census(
+        _ views: [TableCensus.View], _ c: inout Checks, _ o: SuiteOptions,
+        _ e: TableCensus.Expectation = .oneTablePerChunk
     ) {
+        c.census(views, e, modulePath: o.modulePath)
+    }
+
+    /// `count` sharers that each map the whole file; sharer 0 writes seed 0x1000's pattern and
+    /// the others read it back through the tables they attached to. A census then proves that
+    /// they did: one PTE table per chunk for all of them.
+    static func sharersWithData(_ f: SharedPTFixture, _ count: Int, _ c: inout Checks, _ o: SuiteOptions)
+        throws(SharedPTError) -> ([Sharer], [UInt64])
+    {
         let s = try f.spawn(count)
         var a: [UInt64] = []
         for i in s.indices { a.append(try map(f, s[i], i, &c)) }
         try fill(s[0], 0, a[0], f.size, seed: 0x1000, &c)
         for i in 1..<count { try check(s[i], i, a[i], f.size, seed: 0x1000, &c) }
+        census(s.indices.map { view(s[$0], $0, a[$0], length: f.size) }, &c, o)
         return (s, a)
+    }
+
+    /// Adds a sharer that maps the whole file read-only: it reads the data but, its access being
+    /// different, through PTE tables of its own (a census shows none shared with sharer 0). The
+    /// tests that zap through the file (truncate, hole punch, MADV_REMOVE) then have a view the
+    /// rmap walk must reach separately.
+    static func addReadOnlySharer(
+        _ f: SharedPTFixture, _ s: inout [Sharer], _ a: inout [UInt64], _ c: inout Checks, _ o: SuiteOptions
+    ) throws(SharedPTError) {
+        let i = s.count
+        let r = try f.spawn(1)[0]
+        let addr = try map(f, r, i, &c, prot: PROT_READ)
+        try check(r, i, addr, f.size, seed: 0x1000, &c)
+        census([view(s[0], 0, a[0], length: f.size), view(r, i, addr, length: f.size)], &c, o, .separateTables)
+        s.append(r)
+        a.append(addr)
     }
 
     static func fill(_ s: Sharer, _ i: Int, _ a: UInt64, _ len: UInt64, seed: UInt64, _ c: inout Checks)
@@ -92,7 +136,7 @@ enum SharedPTSemantics {
     /// A write by one sharer is seen by all others, whichever of them writes.
     static func coherence(_ o: SuiteOptions) -> KTAPResult {
         run("sharedpt.semantics.coherence", o) { f, c throws(SharedPTError) in
-            let (s, a) = try sharersWithData(f, 3, &c)
+            let (s, a) = try sharersWithData(f, 3, &c, o)
             try write(s[1], 1, a[1] + 3 * page + 8, 0xC0FFEE, &c)
             try read(s[0], 0, a[0] + 3 * page + 8, 0xC0FFEE, &c)
             try read(s[2], 2, a[2] + 3 * page + 8, 0xC0FFEE, &c)
@@ -104,7 +148,7 @@ enum SharedPTSemantics {
     /// One sharer unmaps; the others keep reading and writing; it maps again and sees their data.
     static func munmapIsolation(_ o: SuiteOptions) -> KTAPResult {
         run("sharedpt.semantics.munmap_isolation", o) { f, c throws(SharedPTError) in
-            let (s, mapped) = try sharersWithData(f, 3, &c)
+            let (s, mapped) = try sharersWithData(f, 3, &c, o)
             var a = mapped
             c.succeeds(
                 "sharer 0 unmaps the whole mapping", try s[0].call(PTSHARE_AGENT_UNMAP, addr: a[0], length: f.size))
@@ -128,6 +172,7 @@ enum SharedPTSemantics {
             var a: [UInt64] = [a0]
             for i in 1..<3 { a.append(try map(f, s[i], i, &c)) }
             for i in 1..<3 { try check(s[i], i, a[i], f.size, seed: 0x1000, &c) }
+            census(s.indices.map { view(s[$0], $0, a[$0], length: f.size) }, &c, o)
             try s[0].exit()
             c.note("sharer 0 (pid \(s[0].pid), the creator) exited and was reaped")
             try check(s[1], 1, a[1], f.size, seed: 0x1000, &c)
@@ -136,6 +181,12 @@ enum SharedPTSemantics {
             let n = try f.spawn(1)[0]
             let an = try map(f, n, 3, &c)
             try check(n, 3, an, f.size, seed: 0x2000, &c)
+            census(
+                [
+                    view(s[1], 1, a[1], length: f.size), view(s[2], 2, a[2], length: f.size),
+                    view(n, 3, an, length: f.size),
+                ],
+                &c, o)
             try fill(n, 3, an, f.size, seed: 0x3000, &c)
             try s[1].exit()
             c.note("sharer 1 (pid \(s[1].pid)) exited")
@@ -162,6 +213,12 @@ enum SharedPTSemantics {
             try fill(child, 2, a, f.size, seed: 0x2000, &c)
             try check(s[0], 0, a, f.size, seed: 0x2000, &c)
             try check(s[1], 1, b, f.size, seed: 0x2000, &c)
+            census(
+                [
+                    view(s[0], 0, a, length: f.size), view(child, 2, a, length: f.size),
+                    view(s[1], 1, b, length: f.size),
+                ],
+                &c, o)
             try child.exit()
             c.note("the child exited")
             try check(s[0], 0, a, f.size, seed: 0x2000, &c)
@@ -170,11 +227,13 @@ enum SharedPTSemantics {
         }
     }
 
-    /// Truncating the file while three sharers map it: each gets SIGBUS past the new EOF and
-    /// keeps the data below it; extended again, the range reads as zeroes everywhere.
+    /// Truncating the file while three sharers and a read-only mapper (tables of its own) map
+    /// it: each gets SIGBUS past the new EOF and keeps the data below it; extended again, the
+    /// range reads as zeroes everywhere.
     static func truncate(_ o: SuiteOptions) -> KTAPResult {
         run("sharedpt.semantics.truncate", o) { f, c throws(SharedPTError) in
-            let (s, a) = try sharersWithData(f, 3, &c)
+            var (s, a) = try sharersWithData(f, 3, &c, o)
+            try addReadOnlySharer(f, &s, &a, &c, o)
             try f.truncate(to: chunk)
             c.note("ftruncate to \(ByteSize(chunk))")
             for i in s.indices {
@@ -198,10 +257,12 @@ enum SharedPTSemantics {
         }
     }
 
-    /// A hole punched across a chunk boundary reads as zeroes in every sharer; the rest is intact.
+    /// A hole punched across a chunk boundary reads as zeroes in every sharer, the read-only
+    /// mapper with tables of its own included; the rest is intact.
     static func holePunch(_ o: SuiteOptions) -> KTAPResult {
         run("sharedpt.semantics.holepunch", o) { f, c throws(SharedPTError) in
-            let (s, a) = try sharersWithData(f, 3, &c)
+            var (s, a) = try sharersWithData(f, 3, &c, o)
+            try addReadOnlySharer(f, &s, &a, &c, o)
             let lo = mib
             let hi = 3 * mib
             try f.punchHole(offset: lo, length: hi - lo)
@@ -241,6 +302,7 @@ enum SharedPTSemantics {
             try write(s[0], 0, a + 2 * page + 8, 0x5A3E, &c)
             try read(s[1], 1, b + 2 * page + 8, 0x5A3E, &c)
             try check(s[1], 1, b, f.size, seed: 0x1000, &c)
+            census([view(s[0], 0, a, length: f.size), view(s[1], 1, b, length: f.size)], &c, o)
         }
     }
 
@@ -261,13 +323,14 @@ enum SharedPTSemantics {
                 try s[0].call(PTSHARE_AGENT_MREMAP, addr: a, length: f.size, offset: chunk), EINVAL)
             try check(s[0], 0, a, f.size, seed: 0x1000, &c)
             try check(s[1], 1, b, f.size, seed: 0x1000, &c)
+            census([view(s[0], 0, a, length: f.size), view(s[1], 1, b, length: f.size)], &c, o)
         }
     }
 
     /// MADV_DONTNEED works; every sharer still reads the file's data afterwards.
     static func madviseDontNeed(_ o: SuiteOptions) -> KTAPResult {
         run("sharedpt.semantics.madvise_dontneed", o) { f, c throws(SharedPTError) in
-            let (s, a) = try sharersWithData(f, 3, &c)
+            let (s, a) = try sharersWithData(f, 3, &c, o)
             c.succeeds(
                 "sharer 1 madvise(MADV_DONTNEED) on the whole mapping",
                 try s[1].call(PTSHARE_AGENT_MADVISE, addr: a[1], length: f.size, arg: ptshare_MADV_DONTNEED))
@@ -288,18 +351,38 @@ enum SharedPTSemantics {
     }
 
     /// Each advice is EINVAL on the whole mapping of one sharer; the other still reads its data.
+    /// Premise: the same advice on a plain shared mapping of another memfd is not EINVAL (else
+    /// the kernel refuses it for reasons of its own, e.g. not compiled in, and the refusal proves
+    /// nothing: the test ends as SKIP with that reason).
     static func refusedAdvice(_ name: String, _ o: SuiteOptions, _ advices: [(String, Int32)]) -> KTAPResult {
         run(name, o) { f, c throws(SharedPTError) in
+            let plain = try f.scratch()  // before the sharers fork: they inherit it
             let s = try f.spawn(2)
             let a = try map(f, s[0], 0, &c)
             let b = try map(f, s[1], 1, &c)
             try fill(s[0], 0, a, f.size, seed: 0x1000, &c)
+            // 2 MiB-aligned like the flagged mapping: THP advice looks at aligned ranges.
+            let at = (a & ~(chunk - 1)) - (1 << 30)
+            let p = try s[1].call(
+                PTSHARE_AGENT_MAP, addr: at, length: f.size, arg: PROT_READ | PROT_WRITE,
+                flags: MAP_SHARED | ptshare_MAP_FIXED_NOREPLACE, fd: plain)
+            guard c.succeeds("sharer 1 maps another memfd without the flag at \(hex(at)) (the premise)", p) else {
+                throw .stepFailed("plain mapping")
+            }
             for (what, advice) in advices {
+                let r = try s[1].call(PTSHARE_AGENT_MADVISE, addr: p.value, length: f.size, arg: advice)
+                if r.error == EINVAL {
+                    c.unproven(
+                        "madvise(\(what)) is EINVAL on a plain shared mapping too: this kernel refuses it anyway")
+                    continue
+                }
+                c.note("premise: madvise(\(what)) on the plain mapping: \(Checks.describe(r))")
                 c.fails(
                     "sharer 0 madvise(\(what))",
                     try s[0].call(PTSHARE_AGENT_MADVISE, addr: a, length: f.size, arg: advice), EINVAL)
             }
             try check(s[1], 1, b, f.size, seed: 0x1000, &c)
+            census([view(s[0], 0, a, length: f.size), view(s[1], 1, b, length: f.size)], &c, o)
         }
     }
 
@@ -317,7 +400,7 @@ enum SharedPTSemantics {
     /// the first sharer's exit.
     static func unalignedMerge(_ o: SuiteOptions) -> KTAPResult {
         run("sharedpt.semantics.unaligned_merge", o, size: 8 << 20) { f, c throws(SharedPTError) in
-            let (s, m) = try sharersWithData(f, 2, &c)
+            let (s, m) = try sharersWithData(f, 2, &c, o)
             let (a, b) = (m[0], m[1])
             let half = 2 * chunk
             c.succeeds(
@@ -344,7 +427,7 @@ enum SharedPTSemantics {
     /// the other sharer unaffected; a munmap that would split at an unaligned address is refused.
     static func partialMunmap(_ o: SuiteOptions) -> KTAPResult {
         run("sharedpt.semantics.partial_munmap", o, size: 6 << 20) { f, c throws(SharedPTError) in
-            let (s, m) = try sharersWithData(f, 2, &c)
+            let (s, m) = try sharersWithData(f, 2, &c, o)
             let (a, b) = (m[0], m[1])
             c.succeeds(
                 "sharer 0 munmap of [2M, 4M)", try s[0].call(PTSHARE_AGENT_UNMAP, addr: a + chunk, length: chunk))
@@ -386,6 +469,7 @@ enum SharedPTSemantics {
             c.fails("sharer 1 mmap with MAP_LOCKED", r, EINVAL)
             let b = try map(f, s[1], 1, &c)
             try check(s[1], 1, b, f.size, seed: 0x1000, &c)
+            census([view(s[0], 0, a, length: f.size), view(s[1], 1, b, length: f.size)], &c, o)
         }
     }
 }

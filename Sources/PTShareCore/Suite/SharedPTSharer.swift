@@ -113,6 +113,21 @@ final class Sharer {
         _ op: ptshare_agent_op, addr: UInt64 = 0, length: UInt64 = 0, offset: UInt64 = 0, value: UInt64 = 0,
         arg: Int32 = 0, flags: Int32 = 0, fd: Int32 = -1
     ) throws(SharedPTError) -> SharerReply {
+        try send(op, addr: addr, length: length, offset: offset, value: value, arg: arg, flags: flags, fd: fd)
+        return try answer(Sharer.opName(op), on: reply)
+    }
+
+    /// The answer to a command sent with `send`.
+    func receive(_ op: ptshare_agent_op) throws(SharedPTError) -> SharerReply {
+        try answer(Sharer.opName(op), on: reply)
+    }
+
+    /// Sends one command without waiting: the sharer works while the driver does something
+    /// else; `receive` collects the answer.
+    func send(
+        _ op: ptshare_agent_op, addr: UInt64 = 0, length: UInt64 = 0, offset: UInt64 = 0, value: UInt64 = 0,
+        arg: Int32 = 0, flags: Int32 = 0, fd: Int32 = -1
+    ) throws(SharedPTError) {
         var c = ptshare_agent_command()
         c.op = op.rawValue
         c.arg = arg
@@ -128,7 +143,6 @@ final class Sharer {
             if error.errno == EPIPE { throw .sharerDied(pid: pid, op: name, status: reap()) }
             throw .system(error)
         }
-        return try answer(name, on: reply)
     }
 
     /// Reads one reply from `fd`: EOF is the sharer's death, silence past the timeout an error.
@@ -243,6 +257,10 @@ final class Sharer {
         case PTSHARE_AGENT_MADVISE: return "madvise"
         case PTSHARE_AGENT_FORK: return "fork"
         case PTSHARE_AGENT_EXIT: return "exit"
+        case PTSHARE_AGENT_MLOCKALL: return "mlockall"
+        case PTSHARE_AGENT_UFFD_REGISTER: return "userfaultfd register"
+        case PTSHARE_AGENT_PIN_CPU: return "sched_setaffinity"
+        case PTSHARE_AGENT_SPIN_READ: return "spin read"
         default: return "op \(op.rawValue)"
         }
     }

@@ -63,6 +63,17 @@ public enum Sys {
         return UInt64(UInt(bitPattern: p))
     }
 
+    /// sched_setaffinity to `cpu` alone; returns the previous mask of CPUs 0-63.
+    public static func pinToCPU(_ cpu: Int32) throws(SystemCallError) -> UInt64 {
+        var saved: UInt64 = 0
+        _ = try check(ptshare_pin_to_cpu(cpu, &saved), "sched_setaffinity", value: "cpu=\(cpu)")
+        return saved
+    }
+
+    public static func setCPUMask(_ mask: UInt64) throws(SystemCallError) {
+        _ = try check(ptshare_set_cpu_mask(mask), "sched_setaffinity", value: "mask=\(hex(mask))")
+    }
+
     public static func munmap(_ addr: UInt64, _ length: UInt64) throws(SystemCallError) {
         _ = try check(
             Glibc.munmap(UnsafeMutableRawPointer(bitPattern: UInt(addr)), Int(length)), "munmap",
