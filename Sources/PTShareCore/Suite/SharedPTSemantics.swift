@@ -369,6 +369,8 @@ enum SharedPTSemantics {
             guard c.succeeds("sharer 1 maps another memfd without the flag at \(hex(at)) (the premise)", p) else {
                 throw .stepFailed("plain mapping")
             }
+            // Populated like the flagged mapping: collapse, for one, refuses an empty range.
+            try fill(s[1], 1, p.value, f.size, seed: 0x9000, &c)
             for (what, advice) in advices {
                 let r = try s[1].call(PTSHARE_AGENT_MADVISE, addr: p.value, length: f.size, arg: advice)
                 if r.error == EINVAL {
