@@ -396,10 +396,12 @@ static uint32_t stress_judge(struct stress_ctx *x, uint32_t w, uint64_t v, uint6
 	x->r.offset = page * PAGE + w * 8;
 	x->r.found = v;
 	x->r.refusal = why;
-	x->r.expected = why == PTSHARE_WORD_FUTURE		      ? published
-			: why == PTSHARE_WORD_BACKWARDS || why == PTSHARE_WORD_ZERO ? *seen
-			: why == PTSHARE_WORD_STALE				      ? finished
-										      : 0;
+	if (why == PTSHARE_WORD_FUTURE)
+		x->r.expected = published;
+	else if (why == PTSHARE_WORD_BACKWARDS || why == PTSHARE_WORD_ZERO)
+		x->r.expected = *seen;
+	else if (why == PTSHARE_WORD_STALE)
+		x->r.expected = finished;
 	return PTSHARE_STRESS_FOREIGN;
 }
 
