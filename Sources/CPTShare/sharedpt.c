@@ -345,6 +345,9 @@ struct stress_ctx {
 	uint64_t rng;
 	uint64_t *generations;         /* the driver's shared pages: published generation per slot */
 	uint64_t *finished;            /* finished generation << 32 | first page written, per slot */
+	/* Read per word, the shared pages would cost most of a check walk under TCG: */
+	uint64_t published[PAGE / 8];  /* what each slot had published when last read (it only grows) */
+	uint64_t finished_at_walk[PAGE / 8]; /* `finished` as read before the check walk's first word */
 };
 
 static uint64_t next_random(struct stress_ctx *x)
@@ -365,39 +368,36 @@ static void stress_finish(struct stress_ctx *x, uint32_t error, int err_no, int 
 	_exit(code);
 }
 
-/* The generation slot w had finished writing over `page`, to be read before the word: its
- * release fence ordered every word of that generation before it. 0: none covers the page. */
-static uint64_t stress_finished(struct stress_ctx *x, uint32_t w, uint64_t page)
-{
-	uint64_t f = __atomic_load_n(&x->finished[w], __ATOMIC_ACQUIRE);
-
-	return page >= (f & 0xffffffffull) ? f >> 32 : 0;
-}
-
 /* Judges word w of a page and remembers its generation; 0 or PTSHARE_STRESS_FOREIGN with
  * offset/found/expected/refusal set. */
-static uint32_t stress_judge(struct stress_ctx *x, uint32_t w, uint64_t v, uint64_t page, uint64_t finished)
+static uint32_t stress_judge(struct stress_ctx *x, uint32_t w, uint64_t v, uint64_t page)
 {
 	const struct ptshare_stress_plan *p = x->p;
 	uint32_t *seen = &stress_seen[page * p->processes + w];
-	uint64_t published;
-	uint32_t why;
+	uint64_t f = x->finished_at_walk[w];
+	uint64_t finished = page >= (f & 0xffffffffull) ? f >> 32 : 0;
+	int above = page * PAGE >= p->floor;
+	int writes = w != p->truncator_slot;
+	uint64_t gen = v & PTSHARE_STRESS_WORD_GENERATION_MASK;
+	uint32_t why = ptshare_stress_judge_word(v, w, page, writes, x->published[w], finished, *seen, above);
 
-	/* Read after the word: the writer's release fence orders its publication before it. */
-	__atomic_thread_fence(__ATOMIC_ACQUIRE);
-	published = __atomic_load_n(&x->generations[w], __ATOMIC_RELAXED);
-	why = ptshare_stress_judge_word(v, w, page, w != p->truncator_slot, published, finished, *seen,
-					page * PAGE >= p->floor);
+	if (why == PTSHARE_WORD_FUTURE) {
+		/* Newer than the last published generation read here: read it again, after the word
+		 * (the writer's release fence ordered its publication before the word). */
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		x->published[w] = __atomic_load_n(&x->generations[w], __ATOMIC_RELAXED);
+		why = ptshare_stress_judge_word(v, w, page, writes, x->published[w], finished, *seen, above);
+	}
 	if (why == PTSHARE_WORD_ACCEPTED) {
-		if (v != 0)
-			*seen = (uint32_t)(v & PTSHARE_STRESS_WORD_GENERATION_MASK);
+		if (v != 0 && gen != *seen)
+			*seen = (uint32_t)gen;
 		return 0;
 	}
 	x->r.offset = page * PAGE + w * 8;
 	x->r.found = v;
 	x->r.refusal = why;
 	if (why == PTSHARE_WORD_FUTURE)
-		x->r.expected = published;
+		x->r.expected = x->published[w];
 	else if (why == PTSHARE_WORD_BACKWARDS || why == PTSHARE_WORD_ZERO)
 		x->r.expected = *seen;
 	else if (why == PTSHARE_WORD_STALE)
@@ -414,7 +414,6 @@ static uint32_t stress_check_page(struct stress_ctx *x, volatile uint64_t *words
 	const struct ptshare_stress_plan *p = x->p;
 
 	for (uint32_t w = 0; w < p->processes; w++) {
-		uint64_t finished = stress_finished(x, w, page);
 		uint64_t v = __atomic_load_n(&words[w], __ATOMIC_RELAXED);
 
 		if (w == x->slot && stress_last[page] != 0) {
@@ -429,7 +428,7 @@ static uint32_t stress_check_page(struct stress_ctx *x, volatile uint64_t *words
 			x->r.expected = last;
 			return PTSHARE_STRESS_OWN;
 		}
-		if (stress_judge(x, w, v, page, finished))
+		if (stress_judge(x, w, v, page))
 			return PTSHARE_STRESS_FOREIGN;
 	}
 	return 0;
@@ -443,6 +442,9 @@ static uint32_t stress_walk(struct stress_ctx *x, uint64_t addr, uint64_t off, u
 	volatile uint64_t i = 0;
 	uint32_t e;
 
+	/* Lower bounds for every word this walk reads: read before the first. */
+	for (uint32_t w = 0; !write && w < x->p->processes; w++)
+		x->finished_at_walk[w] = __atomic_load_n(&x->finished[w], __ATOMIC_ACQUIRE);
 	while (i < len) {
 		if (sigsetjmp(bus_env, 1)) {
 			if (fault_signal != SIGBUS) {

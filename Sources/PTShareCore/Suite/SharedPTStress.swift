@@ -38,6 +38,8 @@ enum SharedPTStress {
         var census: TableCensus?
         /// Views not 2 MiB-aligned in address, file offset or length, which MAP_SHARED_PT's are.
         var misaligned: [String] = []
+        /// How long the processes were stopped (time the storm did not run).
+        var stoppedNanoseconds: UInt64 = 0
     }
 
     /// The totals of the reports received.
@@ -172,10 +174,12 @@ enum SharedPTStress {
     /// showing one table per faulted chunk and some sharing.
     static func judge(_ rounds: [Round], census: Bool, into c: inout Checks) {
         let views = rounds.map(\.views)
+        let stopped = rounds.map { $0.stoppedNanoseconds / 1_000_000 }
         c.expect(
             rounds.count >= minimumRounds,
             "\(rounds.count) stop rounds (at least \(minimumRounds)), views of the memfd per round "
-                + "\(views.min() ?? 0)–\(views.max() ?? 0)")
+                + "\(views.min() ?? 0)–\(views.max() ?? 0), stopped \(stopped.reduce(0, +)) ms in all "
+                + "(longest \(stopped.max() ?? 0) ms)")
         guard census else { return }
         for (i, r) in rounds.enumerated() {
             for m in r.misaligned.prefix(4) { c.expect(false, "stop round \(i + 1): \(m)") }
@@ -285,7 +289,9 @@ enum SharedPTStress {
                 throw .stepFailed("\(left) stress process(es) still running 120 s after the deadline")
             }
             if now >= nextRound && now < deadline {
-                tally.rounds.append(try stopRound(pids, census: census))
+                var r = try stopRound(pids, census: census)
+                r.stoppedNanoseconds = Sys.monotonicNanoseconds() - now
+                tally.rounds.append(r)
                 nextRound += interval
             }
             try drain(timeoutMs: 50)
