@@ -40,6 +40,8 @@ enum SharedPTStress {
         var misaligned: [String] = []
         /// How long the processes were stopped (time the storm did not run).
         var stoppedNanoseconds: UInt64 = 0
+        /// Of that, the wait from the first SIGSTOP until the last process was in state T.
+        var stoppingNanoseconds: UInt64 = 0
     }
 
     /// The totals of the reports received.
@@ -175,11 +177,12 @@ enum SharedPTStress {
     static func judge(_ rounds: [Round], census: Bool, into c: inout Checks) {
         let views = rounds.map(\.views)
         let stopped = rounds.map { $0.stoppedNanoseconds / 1_000_000 }
+        let stopping = rounds.map { $0.stoppingNanoseconds / 1_000_000 }
         c.expect(
             rounds.count >= minimumRounds,
             "\(rounds.count) stop rounds (at least \(minimumRounds)), views of the memfd per round "
                 + "\(views.min() ?? 0)–\(views.max() ?? 0), stopped \(stopped.reduce(0, +)) ms in all "
-                + "(longest \(stopped.max() ?? 0) ms)")
+                + "(longest \(stopped.max() ?? 0) ms; waiting for state T \(stopping.reduce(0, +)) ms in all)")
         guard census else { return }
         for (i, r) in rounds.enumerated() {
             for m in r.misaligned.prefix(4) { c.expect(false, "stop round \(i + 1): \(m)") }
@@ -323,7 +326,8 @@ enum SharedPTStress {
             do { try Sys.kill(pid, SIGSTOP) } catch { throw .system(error) }
             stopped.append(pid)
         }
-        let until = Sys.monotonicNanoseconds() + stopTimeout
+        let signalled = Sys.monotonicNanoseconds()
+        let until = signalled + stopTimeout
         var views: [TableCensus.View] = []
         for (slot, pid) in pids.enumerated() where pid > 0 {
             while true {
@@ -339,6 +343,9 @@ enum SharedPTStress {
                 }
                 Sys.sleep(milliseconds: 1)
             }
+        }
+        let stopping = Sys.monotonicNanoseconds() - signalled
+        for (slot, pid) in pids.enumerated() where pid > 0 {
             let maps: [MapsEntry]
             do { maps = try ProcFS.maps(pid) } catch {
                 throw .stepFailed("census: /proc/\(pid)/maps of stress process \(slot): \(error)")
@@ -350,7 +357,7 @@ enum SharedPTStress {
                         length: m.size))
             }
         }
-        guard census else { return Round(views: views.count, census: nil) }
+        guard census else { return Round(views: views.count, census: nil, stoppingNanoseconds: stopping) }
         // MAP_SHARED_PT mappings are 2 MiB-aligned in address, offset and length. The census is
         // taken all the same: separate tables show through misalignment.
         let misaligned = views.filter { ($0.address | $0.fileOffset | $0.length) % Geometry.pmdSize != 0 }.map {
@@ -359,6 +366,6 @@ enum SharedPTStress {
         let t: TableCensus?
         do { t = try TableCensus.take(views) } catch { throw .system(error) }
         guard let t else { throw .stepFailed("census: the ptshare_probe module went away during the run") }
-        return Round(views: views.count, census: t, misaligned: misaligned)
+        return Round(views: views.count, census: t, misaligned: misaligned, stoppingNanoseconds: stopping)
     }
 }
