@@ -400,15 +400,54 @@ void ptshare_agent_main(const struct ptshare_agent_plan *p)
 /* ---- The stress process ---- */
 
 #define STRESS_MAX_PAGES 8192u    /* 32 MiB of file */
-#define STRESS_MAGIC 0xA5ull
+#define STRESS_MAX_SEEN (1u << 20) /* pages × processes whose last generation a reader keeps */
 
 /* What this process wrote last in its own word of each page; 0: nothing yet. */
 static volatile uint64_t stress_last[STRESS_MAX_PAGES];
+/* [page * processes + w]: the newest generation this process accepted in word w of the page. */
+static uint32_t stress_seen[STRESS_MAX_SEEN];
 
-static uint64_t stress_value(uint32_t owner, uint64_t page, uint64_t gen)
+uint64_t ptshare_stress_word(uint32_t writer, uint64_t page, uint64_t generation)
 {
-	return STRESS_MAGIC << 56 | (uint64_t)(owner & 0xfff) << 44 | (page & 0xfffff) << 24 |
-	       (gen & 0xffffff);
+	return (uint64_t)PTSHARE_STRESS_WORD_MAGIC << 56 |
+	       (uint64_t)(writer & 0xfff) << PTSHARE_STRESS_WORD_WRITER_SHIFT |
+	       (page & PTSHARE_STRESS_WORD_PAGE_MASK) << PTSHARE_STRESS_WORD_PAGE_SHIFT |
+	       (generation & PTSHARE_STRESS_WORD_GENERATION_MASK);
+}
+
+uint32_t ptshare_stress_judge_word(uint64_t word, uint32_t w, uint64_t page, int writes, uint64_t published,
+				   uint64_t finished, uint64_t seen, int above_floor)
+{
+	uint64_t gen = word & PTSHARE_STRESS_WORD_GENERATION_MASK;
+
+	/* 0: the writer has not written this page yet, or truncate/punch zeroed it since; below
+	 * the floor nothing zeroes, so a word written there cannot turn back into 0. */
+	if (word == 0) {
+		if (above_floor)
+			return PTSHARE_WORD_ACCEPTED;
+		return seen ? PTSHARE_WORD_ZERO : finished ? PTSHARE_WORD_STALE : PTSHARE_WORD_ACCEPTED;
+	}
+	if (word >> 56 != PTSHARE_STRESS_WORD_MAGIC)
+		return PTSHARE_WORD_NOT_STRESS;
+	if (((word >> PTSHARE_STRESS_WORD_WRITER_SHIFT) & 0xfff) != w || !writes)
+		return PTSHARE_WORD_WRITER;
+	if (((word >> PTSHARE_STRESS_WORD_PAGE_SHIFT) & PTSHARE_STRESS_WORD_PAGE_MASK) !=
+	    (page & PTSHARE_STRESS_WORD_PAGE_MASK))
+		return PTSHARE_WORD_PAGE;
+	if (gen == 0)
+		return PTSHARE_WORD_GENERATION;
+	/* The writer publishes a generation before it writes a word of it. */
+	if (gen > published)
+		return PTSHARE_WORD_FUTURE;
+	/* Only the slot's process writes the word, with generations that only grow, and zeroing
+	 * does not bring an old one back: an older one is a stale or foreign page. */
+	if (gen < seen)
+		return PTSHARE_WORD_BACKWARDS;
+	/* Below the floor every write lands (no SIGBUS) and stays: a word older than one its
+	 * writer finished there is a stale page. Above it, a SIGBUS may have skipped the page. */
+	if (!above_floor && gen < finished)
+		return PTSHARE_WORD_STALE;
+	return PTSHARE_WORD_ACCEPTED;
 }
 
 struct stress_ctx {
@@ -416,6 +455,11 @@ struct stress_ctx {
 	struct ptshare_stress_report r;
 	uint32_t slot;
 	uint64_t rng;
+	uint64_t *generations;         /* the driver's shared pages: published generation per slot */
+	uint64_t *finished;            /* finished generation << 32 | first page written, per slot */
+	/* Read per word, the shared pages would cost most of a check walk under TCG: */
+	uint64_t published[PAGE / 8];  /* what each slot had published when last read (it only grows) */
+	uint64_t finished_at_walk[PAGE / 8]; /* `finished` as read before the check walk's first word */
 };
 
 static uint64_t next_random(struct stress_ctx *x)
@@ -436,20 +480,58 @@ static void stress_finish(struct stress_ctx *x, uint32_t error, int err_no, int 
 	_exit(code);
 }
 
-/* Checks one page's words: every other owner's is 0 or that owner's value for this page;
- * this process's own is what it wrote last (or 0 above the floor, where the truncator
- * zeroes). Returns 0 or an enum ptshare_stress_error with offset/found/expected set. */
+/* Judges word w of a page and remembers its generation; 0 or PTSHARE_STRESS_FOREIGN with
+ * offset/found/expected/refusal set. */
+static uint32_t stress_judge(struct stress_ctx *x, uint32_t w, uint64_t v, uint64_t page)
+{
+	const struct ptshare_stress_plan *p = x->p;
+	uint32_t *seen = &stress_seen[page * p->processes + w];
+	uint64_t f = x->finished_at_walk[w];
+	uint64_t finished = page >= (f & 0xffffffffull) ? f >> 32 : 0;
+	int above = page * PAGE >= p->floor;
+	int writes = w != p->truncator_slot;
+	uint64_t gen = v & PTSHARE_STRESS_WORD_GENERATION_MASK;
+	uint32_t why = ptshare_stress_judge_word(v, w, page, writes, x->published[w], finished, *seen, above);
+
+	if (why == PTSHARE_WORD_FUTURE) {
+		/* Newer than the last published generation read here: read it again, after the word
+		 * (the writer's release fence ordered its publication before the word). */
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		x->published[w] = __atomic_load_n(&x->generations[w], __ATOMIC_RELAXED);
+		why = ptshare_stress_judge_word(v, w, page, writes, x->published[w], finished, *seen, above);
+	}
+	if (why == PTSHARE_WORD_ACCEPTED) {
+		if (v != 0 && gen != *seen)
+			*seen = (uint32_t)gen;
+		return 0;
+	}
+	x->r.offset = page * PAGE + w * 8;
+	x->r.found = v;
+	x->r.refusal = why;
+	if (why == PTSHARE_WORD_FUTURE)
+		x->r.expected = x->published[w];
+	else if (why == PTSHARE_WORD_BACKWARDS || why == PTSHARE_WORD_ZERO)
+		x->r.expected = *seen;
+	else if (why == PTSHARE_WORD_STALE)
+		x->r.expected = finished;
+	return PTSHARE_STRESS_FOREIGN;
+}
+
+/* Checks one page's words: every other owner's passes ptshare_stress_judge_word; this
+ * process's own is what it wrote last (or 0 above the floor, where the truncator zeroes), and
+ * before it wrote any, passes the judge like another's (a predecessor in the slot wrote it).
+ * Returns 0 or an enum ptshare_stress_error with offset/found/expected set. */
 static uint32_t stress_check_page(struct stress_ctx *x, volatile uint64_t *words, uint64_t page)
 {
 	const struct ptshare_stress_plan *p = x->p;
 
 	for (uint32_t w = 0; w < p->processes; w++) {
-		uint64_t v = words[w];
+		uint64_t v = __atomic_load_n(&words[w], __ATOMIC_RELAXED);
 
-		if (w == x->slot) {
+		if (w == x->slot && stress_last[page] != 0) {
 			uint64_t last = stress_last[page];
 
-			if (v == last || last == 0)
+			if (v == last)
 				continue;
 			if (v == 0 && page * PAGE >= p->floor)
 				continue;
@@ -458,14 +540,8 @@ static uint32_t stress_check_page(struct stress_ctx *x, volatile uint64_t *words
 			x->r.expected = last;
 			return PTSHARE_STRESS_OWN;
 		}
-		if (v == 0)
-			continue;
-		if (v >> 56 != STRESS_MAGIC || ((v >> 44) & 0xfff) != w || ((v >> 24) & 0xfffff) != (page & 0xfffff)) {
-			x->r.offset = page * PAGE + w * 8;
-			x->r.found = v;
-			x->r.expected = stress_value(w, page, 0) & ~0xffffffull;
+		if (stress_judge(x, w, v, page))
 			return PTSHARE_STRESS_FOREIGN;
-		}
 	}
 	return 0;
 }
@@ -478,6 +554,9 @@ static uint32_t stress_walk(struct stress_ctx *x, uint64_t addr, uint64_t off, u
 	volatile uint64_t i = 0;
 	uint32_t e;
 
+	/* Lower bounds for every word this walk reads: read before the first. */
+	for (uint32_t w = 0; !write && w < x->p->processes; w++)
+		x->finished_at_walk[w] = __atomic_load_n(&x->finished[w], __ATOMIC_ACQUIRE);
 	while (i < len) {
 		if (sigsetjmp(bus_env, 1)) {
 			if (fault_signal != SIGBUS) {
@@ -499,9 +578,9 @@ static uint32_t stress_walk(struct stress_ctx *x, uint64_t addr, uint64_t off, u
 			volatile uint64_t *words = (volatile uint64_t *)(uintptr_t)(addr + i);
 
 			if (write) {
-				uint64_t v = stress_value(x->slot, page, gen);
+				uint64_t v = ptshare_stress_word(x->slot, page, gen);
 
-				words[x->slot] = v;
+				__atomic_store_n(&words[x->slot], v, __ATOMIC_RELAXED);
 				stress_last[page] = v;
 			} else {
 				e = stress_check_page(x, words, page);
@@ -554,6 +633,8 @@ void ptshare_stress_main(const struct ptshare_stress_plan *p, uint32_t slot, uin
 	memset(&x, 0, sizeof(x));
 	x.p = p;
 	x.slot = slot;
+	x.generations = (uint64_t *)(uintptr_t)p->generations;
+	x.finished = x.generations + PAGE / 8;
 	x.rng = 0x9E3779B97F4A7C15ull ^ ((uint64_t)slot << 32) ^ incarnation ^ now_ns();
 	x.r.slot = slot;
 	x.r.pid = (int32_t)getpid();
@@ -562,8 +643,11 @@ void ptshare_stress_main(const struct ptshare_stress_plan *p, uint32_t slot, uin
 		stress_finish(&x, PTSHARE_STRESS_FORK, errno, 1);
 	if (slot == p->truncator_slot)
 		stress_truncator(&x);
-	if (p->file_size / PAGE > STRESS_MAX_PAGES || p->processes > PAGE / 8)
+	if (p->file_size / PAGE > STRESS_MAX_PAGES || p->processes > PAGE / 8 ||
+	    p->file_size / PAGE * p->processes > STRESS_MAX_SEEN)
 		stress_finish(&x, PTSHARE_STRESS_MMAP, EINVAL, 1);
+	/* A respawned slot goes on from its predecessor's generation. */
+	gen = __atomic_load_n(&x.generations[slot], __ATOMIC_RELAXED);
 
 	while (x.r.iterations < p->iterations && now_ns() < p->deadline_ns) {
 		uint64_t off = (next_random(&x) % chunks) * CHUNK;
@@ -575,13 +659,20 @@ void ptshare_stress_main(const struct ptshare_stress_plan *p, uint32_t slot, uin
 			off = 0;
 			len = p->file_size;
 		}
-		gen++;
+		if (++gen > PTSHARE_STRESS_WORD_GENERATION_MASK)
+			stress_finish(&x, PTSHARE_STRESS_FORK, EOVERFLOW, 1);
+		/* Published before any word of it is written (the fence orders the two). */
+		__atomic_store_n(&x.generations[slot], gen, __ATOMIC_RELAXED);
+		__atomic_thread_fence(__ATOMIC_RELEASE);
 		a = mmap(NULL, len, PROT_READ | PROT_WRITE, type | (int)p->flag, p->fd, (off_t)off);
 		if (a == MAP_FAILED)
 			stress_finish(&x, PTSHARE_STRESS_MMAP, errno, 1);
 		e = stress_walk(&x, (uint64_t)(uintptr_t)a, off, len, 1, gen);
-		if (!e)
+		if (!e) {
+			/* Every page from off on now holds this generation (or 0 above the floor). */
+			__atomic_store_n(&x.finished[slot], gen << 32 | off / PAGE, __ATOMIC_RELEASE);
 			e = stress_walk(&x, (uint64_t)(uintptr_t)a, off, len, 0, gen);
+		}
 		if (e)
 			stress_finish(&x, e, 0, 1);
 

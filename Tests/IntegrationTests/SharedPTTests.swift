@@ -120,15 +120,23 @@ struct SharedPTTests {
         }
     }
 
+    /// The word checks find nothing wrong on plain shared mappings, and the stop rounds stop,
+    /// read and continue every process; without the module nothing proves sharing, so the test
+    /// ends as SKIP with that reason (never a pass).
     @Test func stressFindsNothingWrongOnPlainSharedMappings() throws {
+        if TableProbe.loadedVersion() != nil {
+            try Test.cancel("ptshare_probe is loaded: a census of plain mappings fails by design")
+        }
         let r = try result("sharedpt.stress", plain("sharedpt.stress", stressSeconds: 4))
         let text = r.diagnostics.joined(separator: "\n")
         // /dev/kmsg needs privileges here; the unread log is itself a failure line.
         let logUnread = text.contains("/dev/kmsg could not be opened")
-        #expect(r.status == .pass || logUnread, "\(text)")
+        let reason = "the ptshare_probe module is not loaded: the table census cannot run"
+        #expect(r.status == .skip(reason) || logUnread, "\(text)")
         let failures = r.diagnostics.filter { $0.contains("FAILED") && !$0.contains("/dev/kmsg") }
         #expect(failures.isEmpty, "\(text)")
         #expect(text.contains(" iterations, "), "\(text)")
         #expect(text.contains("truncate/extend/punch cycles"), "\(text)")
+        #expect(text.contains(" stop rounds (at least 3), views of the memfd per round "), "\(text)")
     }
 }

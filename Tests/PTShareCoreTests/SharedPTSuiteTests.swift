@@ -114,9 +114,13 @@ import Testing
             SharedPTStress.describe(report(PTSHARE_STRESS_OWN))
                 == "process 3 (pid 1234): its own word lost the value it wrote last: file offset 0x401010: found 0xa5, expected 0xa500300004010000"
         )
+        var foreign = report(PTSHARE_STRESS_FOREIGN, child: true)
+        foreign.found = ptshare_stress_word(2, 0x401, 9)
+        foreign.refusal = PTSHARE_WORD_FUTURE.rawValue
+        foreign.expected = 7
         #expect(
-            SharedPTStress.describe(report(PTSHARE_STRESS_FOREIGN, child: true))
-                == "process 3 (pid 1234, a forked child): another process's word is neither 0 nor that process's value for the page: file offset 0x401010: found 0xa5, expected 0xa500300004010000"
+            SharedPTStress.describe(foreign)
+                == "process 3 (pid 1234, a forked child): refused the word at file offset 0x401010 (page 1025, word 2), 0xa500204010000009: writer 2's generation 9 is newer than the 7 it has published"
         )
         var m = report(PTSHARE_STRESS_MMAP)
         m.err_no = EINVAL
@@ -131,6 +135,184 @@ import Testing
         var t = SharedPTStress.Tally()
         SharedPTStress.add(report(PTSHARE_STRESS_OWN), truncator: 31, to: &t)
         #expect(t.failures.count == 1)
+    }
+}
+
+/// The decision a stress reader makes on each word (the C shim's ptshare_stress_judge_word), on
+/// synthetic words: what a process attached to a stale or foreign table would read.
+@Suite struct StressWordJudgeTests {
+    /// Word 5 of page 0x300, below the floor unless `above`; writer 5 has published 40 and
+    /// finished 20 over the page, the reader saw 30.
+    func judge(
+        _ word: UInt64, w: UInt32 = 5, page: UInt64 = 0x300, writes: Bool = true, published: UInt64 = 40,
+        finished: UInt64 = 20, seen: UInt64 = 30, above: Bool = false
+    ) -> ptshare_stress_refusal {
+        ptshare_stress_refusal(
+            rawValue: ptshare_stress_judge_word(
+                word, w, page, writes ? 1 : 0, published, finished, seen, above ? 1 : 0))
+    }
+
+    @Test func wordsTheWriterWroteAreAccepted() {
+        #expect(judge(ptshare_stress_word(5, 0x300, 30)) == PTSHARE_WORD_ACCEPTED)
+        #expect(judge(ptshare_stress_word(5, 0x300, 40)) == PTSHARE_WORD_ACCEPTED)
+        // A respawned writer goes on from its slot's published generation: newer is fine.
+        #expect(judge(ptshare_stress_word(5, 0x300, 35)) == PTSHARE_WORD_ACCEPTED)
+        // Not written yet, or zeroed by truncate/punch above the floor.
+        #expect(judge(0, finished: 0, seen: 0) == PTSHARE_WORD_ACCEPTED)
+        #expect(judge(0, above: true) == PTSHARE_WORD_ACCEPTED)
+        // Above the floor a SIGBUS may have skipped the page: no lower bound from the writer.
+        #expect(judge(ptshare_stress_word(5, 0x300, 10), seen: 0, above: true) == PTSHARE_WORD_ACCEPTED)
+    }
+
+    @Test func forgedWordsAreRefused() {
+        #expect(judge(0x1234_5678_9abc_def0) == PTSHARE_WORD_NOT_STRESS)
+        // Another writer's word in word 5 (a table of another file offset or process layout).
+        #expect(judge(ptshare_stress_word(6, 0x300, 30)) == PTSHARE_WORD_WRITER)
+        // The truncator writes no words.
+        #expect(judge(ptshare_stress_word(5, 0x300, 30), writes: false) == PTSHARE_WORD_WRITER)
+        // The right writer, another page: a table mapping the wrong chunk.
+        #expect(judge(ptshare_stress_word(5, 0x301, 30)) == PTSHARE_WORD_PAGE)
+        #expect(judge(ptshare_stress_word(5, 0x300, 0)) == PTSHARE_WORD_GENERATION)
+        #expect(judge(ptshare_stress_word(5, 0x300, 41)) == PTSHARE_WORD_FUTURE)
+        // An older generation than seen before: a stale page.
+        #expect(judge(ptshare_stress_word(5, 0x300, 29)) == PTSHARE_WORD_BACKWARDS)
+        #expect(judge(ptshare_stress_word(5, 0x300, 29), above: true) == PTSHARE_WORD_BACKWARDS)
+        // Below the floor nothing zeroes a word the reader saw, or one its writer finished.
+        #expect(judge(0) == PTSHARE_WORD_ZERO)
+        #expect(judge(0, seen: 0) == PTSHARE_WORD_STALE)
+        // Older than the writer finished there: a stale page this reader had not seen before.
+        #expect(judge(ptshare_stress_word(5, 0x300, 19), seen: 0) == PTSHARE_WORD_STALE)
+    }
+
+    @Test func wordFieldsDecode() {
+        let w = SharedPTStress.Word(ptshare_stress_word(31, 0x7ff, 0xfff_ffff))
+        #expect(w == SharedPTStress.Word(0xA501_F07F_FFFF_FFFF))
+        #expect([w.magic, w.writer, w.page, w.generation] == [0xA5, 31, 0x7ff, 0xfff_ffff])
+    }
+
+    @Test func refusalsSayWhy() {
+        var r = ptshare_stress_report()
+        r.slot = 1
+        r.pid = 99
+        r.error = PTSHARE_STRESS_FOREIGN.rawValue
+        r.offset = 0x300 * 4096 + 5 * 8
+        func line(_ why: ptshare_stress_refusal, _ found: UInt64, expected: UInt64 = 0) -> String? {
+            r.refusal = why.rawValue
+            r.found = found
+            r.expected = expected
+            return SharedPTStress.describe(r)
+        }
+        let at = "process 1 (pid 99): refused the word at file offset 0x300028 (page 768, word 5), "
+        #expect(
+            line(PTSHARE_WORD_PAGE, ptshare_stress_word(5, 0x301, 30))
+                == at + "0xa50050301000001e: writer 5 wrote it for page 769, not page 768")
+        #expect(
+            line(PTSHARE_WORD_WRITER, ptshare_stress_word(6, 0x300, 30))
+                == at + "0xa50060300000001e: it names writer 6, but word 5 is written by writer 5 only")
+        #expect(
+            line(PTSHARE_WORD_BACKWARDS, ptshare_stress_word(5, 0x300, 29), expected: 30)
+                == at
+                + "0xa50050300000001d: writer 5's generation 29 is older than generation 30 this reader saw there before"
+        )
+        #expect(
+            line(PTSHARE_WORD_STALE, ptshare_stress_word(5, 0x300, 19), expected: 20)
+                == at
+                + "0xa500503000000013: writer 5's generation 19 is older than generation 20 it had finished writing there (below the floor 0x400000)"
+        )
+        #expect(
+            line(PTSHARE_WORD_ZERO, 0, expected: 30)
+                == at + "0x0: 0 below the floor 0x400000, where this reader saw writer 5's generation 30 before")
+    }
+}
+
+/// The judge of a mid-storm census, on synthetic table maps.
+@Suite struct StressCensusTests {
+    func view(_ label: String, offset: UInt64 = 0, chunks: Int = 2) -> TableCensus.View {
+        TableCensus.View(
+            label: label, pid: 1, address: 0x4000_0000, fileOffset: offset, length: UInt64(chunks) * Geometry.pmdSize)
+    }
+
+    func map(_ slots: [TableSlot]) -> TableMap {
+        TableMap(pte: slots, pmd: [], pteTables: 0, pmdLeaves: 0, pmdTables: 0, pudLeaves: 0)
+    }
+
+    func table(_ pfn: UInt64) -> TableSlot { TableSlot(kind: .table, pfn: pfn) }
+    let empty = TableSlot(kind: .none, pfn: 0)
+
+    @Test func sharingWhereFaultedPasses() {
+        let t = TableCensus.layout(
+            [view("a"), view("b"), view("c", offset: 2 << 20, chunks: 1)],
+            [map([table(10), table(11)]), map([table(10), empty]), map([empty])])
+        #expect(t.sharedChunks == 1)
+        #expect(t.distinctTables == 2)
+        let (ok, line) = t.judge(.sharedWhereFaulted)
+        #expect(ok, "\(line)")
+        #expect(
+            line
+                == "census (ptshare_probe): 2 chunks × 3 views, 2 distinct PTE tables; expected one table per faulted chunk, shared somewhere (1 chunks shared by several views)"
+        )
+    }
+
+    @Test func twoTablesForOneChunkFail() {
+        let t = TableCensus.layout(
+            [view("a"), view("b")], [map([table(10), table(11)]), map([table(10), table(12)])])
+        let (ok, line) = t.judge(.sharedWhereFaulted)
+        #expect(!ok)
+        #expect(line.hasSuffix(": chunk 1: 2 tables for 2 views"), "\(line)")
+    }
+
+    @Test func nothingSharedFails() {
+        // Plain MAP_SHARED: every view has its own tables.
+        let t = TableCensus.layout([view("a"), view("b")], [map([table(10), empty]), map([table(12), empty])])
+        let (ok, line) = t.judge(.sharedWhereFaulted)
+        #expect(!ok)
+        #expect(line.hasSuffix(": chunk 0: 2 tables for 2 views"), "\(line)")
+        let alone = TableCensus.layout([view("a")], [map([table(10), table(11)])])
+        #expect(
+            alone.judge(.sharedWhereFaulted).line.hasSuffix(
+                ": no chunk is mapped through one table in two or more views: nothing shared"))
+        #expect(!alone.judge(.sharedWhereFaulted).ok)
+    }
+
+    @Test func aLeafFails() {
+        let t = TableCensus.layout(
+            [view("a"), view("b")], [map([table(10), TableSlot(kind: .leaf, pfn: 7)]), map([table(10), empty])])
+        let (ok, line) = t.judge(.sharedWhereFaulted)
+        #expect(!ok)
+        #expect(line.hasSuffix(": chunk 1 in a: no PTE table (leaf)"), "\(line)")
+    }
+
+    @Test func aRunTakesAtLeastThreeRounds() {
+        #expect(SharedPTStress.roundInterval(seconds: 60) == 5_000_000_000)
+        #expect(SharedPTStress.roundInterval(seconds: 20) == 5_000_000_000)
+        #expect(SharedPTStress.roundInterval(seconds: 4) == 1_000_000_000)
+        #expect(SharedPTStress.roundInterval(seconds: 1) == 250_000_000)
+    }
+
+    @Test func roundsAndCensusesAreJudged() {
+        let shared = TableCensus.layout([view("a"), view("b")], [map([table(1), table(2)]), map([table(1), empty])])
+        let split = TableCensus.layout([view("a"), view("b")], [map([table(1), table(2)]), map([table(3), empty])])
+        var c = Checks("s")
+        SharedPTStress.judge(
+            [.init(views: 2, census: nil, stoppedNanoseconds: 3_000_000), .init(views: 3, census: nil)], census: false,
+            into: &c)
+        #expect(
+            c.lines == [
+                "s: 2 stop rounds (at least 3), views of the memfd per round 2–3, stopped 3 ms in all (longest 3 ms; waiting for state T 0 ms in all) -- FAILED"
+            ])
+        c = Checks("s")
+        let rounds = [
+            SharedPTStress.Round(views: 2, census: shared), .init(views: 2, census: split),
+            .init(views: 2, census: shared),
+        ]
+        SharedPTStress.judge(rounds, census: true, into: &c)
+        #expect(!c.ok)
+        #expect(
+            c.lines == [
+                "s: 3 stop rounds (at least 3), views of the memfd per round 2–2, stopped 0 ms in all (longest 0 ms; waiting for state T 0 ms in all)",
+                "s: census 2: census (ptshare_probe): 2 chunks × 2 views, 3 distinct PTE tables; expected one table per faulted chunk, shared somewhere (0 chunks shared by several views): chunk 0: 2 tables for 2 views -- FAILED",
+                "s: 3 censuses, 2 with one table per faulted chunk and sharing; distinct PTE tables per census 2–3, chunks shared by several views 0–1 -- FAILED",
+            ])
     }
 }
 

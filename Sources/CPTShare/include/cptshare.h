@@ -210,13 +210,53 @@ struct ptshare_stress_plan {
 	uint64_t deadline_ns;          /* CLOCK_MONOTONIC */
 	uint32_t iterations;
 	uint32_t truncator_slot;
+	/* Address of two MAP_SHARED anonymous pages the driver mapped before forking, 512 uint64_t
+	 * each, indexed by slot. The first: the generation each slot has published (before writing
+	 * a word of it). The second: the generation it has finished writing, << 32, | the first file
+	 * page it wrote (it wrote every page from there to the end of the file). They outlive a
+	 * slot's process, so a respawned writer continues its slot's generations. */
+	uint64_t generations;
 };
+
+/* A stress word: magic (8 bits) | writer slot (12) | page index in the file (16) |
+ * generation (28, from 1). A reader can tell from it who wrote it, for which page, and when. */
+enum {
+	PTSHARE_STRESS_WORD_MAGIC = 0xA5,
+	PTSHARE_STRESS_WORD_WRITER_SHIFT = 44,
+	PTSHARE_STRESS_WORD_PAGE_SHIFT = 28,
+	PTSHARE_STRESS_WORD_PAGE_MASK = 0xffff,
+	PTSHARE_STRESS_WORD_GENERATION_MASK = 0xfffffff,
+};
+
+uint64_t ptshare_stress_word(uint32_t writer, uint64_t page, uint64_t generation);
+
+/* Why a reader refused a word (enum ptshare_stress_refusal). */
+enum ptshare_stress_refusal {
+	PTSHARE_WORD_ACCEPTED = 0,
+	PTSHARE_WORD_NOT_STRESS = 1,   /* the magic byte is wrong: nobody in the run wrote it */
+	PTSHARE_WORD_WRITER = 2,       /* names another writer than the word's slot, or a slot that writes no words */
+	PTSHARE_WORD_PAGE = 3,         /* written for another page of the file */
+	PTSHARE_WORD_GENERATION = 4,   /* generation 0, which no writer uses */
+	PTSHARE_WORD_FUTURE = 5,       /* newer than the generation its writer has published */
+	PTSHARE_WORD_BACKWARDS = 6,    /* older than a generation this reader saw in the same word before */
+	PTSHARE_WORD_ZERO = 7,         /* 0 below the floor, where this reader saw the writer's word before */
+	PTSHARE_WORD_STALE = 8,        /* below the floor, older than a generation its writer finished writing there */
+};
+
+/* Pure: whether a reader accepts `word`, found in word `w` of file page `page`. `writes`: slot w
+ * writes words (a stress slot other than the truncator); `published`: slot w's published
+ * generation, read after the word; `finished`: the generation slot w had finished writing over
+ * this page, read before the word (0: none); `seen`: the newest generation this reader accepted
+ * in this word before (0: none); `above_floor`: the page lies where truncate and punch zero it.
+ * Returns an enum ptshare_stress_refusal. */
+uint32_t ptshare_stress_judge_word(uint64_t word, uint32_t w, uint64_t page, int writes, uint64_t published,
+				   uint64_t finished, uint64_t seen, int above_floor);
 
 enum ptshare_stress_error {
 	PTSHARE_STRESS_OK = 0,
 	PTSHARE_STRESS_MMAP = 1,       /* err_no set */
 	PTSHARE_STRESS_MUNMAP = 2,     /* err_no set */
-	PTSHARE_STRESS_FOREIGN = 3,    /* another owner's word is neither 0 nor that owner's value for the page */
+	PTSHARE_STRESS_FOREIGN = 3,    /* a word was refused: refusal says why, found is the word */
 	PTSHARE_STRESS_OWN = 4,        /* this process's word lost the value it wrote last */
 	PTSHARE_STRESS_FORK = 5,       /* err_no set */
 	PTSHARE_STRESS_SIGBUS = 6,     /* SIGBUS below the floor, which is never truncated */
@@ -232,12 +272,15 @@ struct ptshare_stress_report {
 	uint32_t error;                /* enum ptshare_stress_error */
 	int32_t err_no;
 	uint32_t in_child;             /* 1: sent by a forked child of the slot's process */
-	uint32_t pad;
+	uint32_t refusal;              /* PTSHARE_STRESS_FOREIGN: enum ptshare_stress_refusal */
 	uint64_t iterations;
 	uint64_t sigbus;
 	uint64_t forks;
 	uint64_t offset;               /* file offset of the word at fault */
 	uint64_t found;
+	/* OWN: the value written last. FOREIGN: the generation bound the word broke (the published
+	 * one for FUTURE, the one seen before for BACKWARDS and ZERO, the finished one for STALE),
+	 * else 0. */
 	uint64_t expected;
 };
 

@@ -50,6 +50,11 @@ public enum ProcFS {
         return try parsed(p) { (t) throws(ProcParseError) in try ProcStatus.parse(t, source: p) }
     }
 
+    public static func maps(_ pid: Int32) throws(RunError) -> [MapsEntry] {
+        let p = "/proc/\(pid)/maps"
+        return try parsed(p) { (t) throws(ProcParseError) in try Maps.parse(t, source: p) }
+    }
+
     public static func smaps(_ pid: Int32) throws(RunError) -> [SmapsEntry] {
         let p = "/proc/\(pid)/smaps"
         return try parsed(p) { (t) throws(ProcParseError) in try Smaps.parse(t, source: p) }

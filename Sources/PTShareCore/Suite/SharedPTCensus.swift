@@ -23,6 +23,10 @@ struct TableCensus: Sendable, Equatable {
         case oneTablePerChunk
         /// No two views share a PTE table anywhere (different access, different offsets...).
         case separateTables
+        /// Mid-storm: a view may not have faulted a chunk yet (no table there), but every chunk
+        /// with a table in several views has the same one in all of them, and at least one chunk
+        /// is mapped through one table in two or more views (else the census proved nothing).
+        case sharedWhereFaulted
     }
 
     struct Entry: Sendable, Equatable {
@@ -45,20 +49,33 @@ struct TableCensus: Sendable, Equatable {
         return TableCensus(chunks: chunks)
     }
 
+    /// Distinct PTE table pages in the census.
+    var distinctTables: Int {
+        Set(chunks.values.flatMap { $0.filter { $0.slot.kind == .table }.map(\.slot.pfn) }).count
+    }
+
+    /// Chunks that one table maps in two or more views: the sharing the census saw.
+    var sharedChunks: Int {
+        chunks.values.filter { entries in
+            var views: [UInt64: Set<String>] = [:]
+            for en in entries where en.slot.kind == .table { views[en.slot.pfn, default: []].insert(en.view) }
+            return views.values.contains { $0.count > 1 }
+        }.count
+    }
+
     /// Pure: whether the census meets `e`, and one line saying what it found.
     func judge(_ e: Expectation) -> (ok: Bool, line: String) {
         var problems: [String] = []
-        var distinct = Set<UInt64>()
         var owners: [UInt64: [String]] = [:]
         for k in chunks.keys.sorted() {
             let entries = chunks[k]!
-            for en in entries where en.slot.kind != .table {
+            // Mid-storm a view may not have touched the chunk yet; a leaf is never right.
+            for en in entries where en.slot.kind != .table && !(e == .sharedWhereFaulted && en.slot.kind == .none) {
                 problems.append("chunk \(k) in \(en.view): no PTE table (\(en.slot.kind))")
             }
             let pfns = Set(entries.filter { $0.slot.kind == .table }.map(\.slot.pfn))
-            distinct.formUnion(pfns)
             for en in entries where en.slot.kind == .table { owners[en.slot.pfn, default: []].append(en.view) }
-            if e == .oneTablePerChunk && pfns.count > 1 {
+            if e != .separateTables && pfns.count > 1 {
                 problems.append("chunk \(k): \(pfns.count) tables for \(entries.count) views")
             }
         }
@@ -67,10 +84,19 @@ struct TableCensus: Sendable, Equatable {
                 problems.append("table pfn \(hex(pfn)) shared by \(views.joined(separator: ", "))")
             }
         }
+        if e == .sharedWhereFaulted && problems.isEmpty && sharedChunks == 0 {
+            problems.append("no chunk is mapped through one table in two or more views: nothing shared")
+        }
         let views = Set(chunks.values.flatMap { $0.map(\.view) }).count
-        let what = e == .oneTablePerChunk ? "one shared table per chunk" : "no table shared between views"
+        let what: String
+        switch e {
+        case .oneTablePerChunk: what = "one shared table per chunk"
+        case .separateTables: what = "no table shared between views"
+        case .sharedWhereFaulted:
+            what = "one table per faulted chunk, shared somewhere (\(sharedChunks) chunks shared by several views)"
+        }
         var line =
-            "census (ptshare_probe): \(chunks.count) chunks × \(views) views, \(distinct.count) distinct PTE tables; "
+            "census (ptshare_probe): \(chunks.count) chunks × \(views) views, \(distinctTables) distinct PTE tables; "
             + "expected \(what)"
         if !problems.isEmpty { line += ": " + problems.prefix(4).joined(separator: "; ") }
         return (problems.isEmpty, line)
@@ -95,19 +121,7 @@ extension Checks {
     /// the guest, so the guest's suite always takes the census); a shipped module that is not
     /// loaded, or speaks another interface, fails.
     mutating func census(_ views: [TableCensus.View], _ e: TableCensus.Expectation, modulePath: String) {
-        switch TableProbe.state() {
-        case .incompatible(let v):
-            expect(false, "census: ptshare_probe speaks interface \(v), this ptshare \(PTSHARE_PROBE_VERSION)")
-            return
-        case .notLoaded:
-            if access(modulePath, R_OK) == 0 {
-                expect(false, "census: \(modulePath) is here but ptshare_probe is not loaded (did insmod fail?)")
-            } else {
-                unproven("the ptshare_probe module is not loaded: the table census cannot run")
-            }
-            return
-        case .ready: break
-        }
+        guard censusPossible(modulePath: modulePath) else { return }
         do throws(SystemCallError) {
             guard let t = try TableCensus.take(views) else {
                 unproven("the ptshare_probe module went away: the table census cannot run")
@@ -117,6 +131,24 @@ extension Checks {
             expect(ok, line)
         } catch {
             expect(false, "census: \(error)")
+        }
+    }
+
+    /// Whether a census can be taken here. If not, says why: a check line that fails when a
+    /// shipped module is not loaded or speaks another interface, else the unproven reason.
+    mutating func censusPossible(modulePath: String) -> Bool {
+        switch TableProbe.state() {
+        case .incompatible(let v):
+            expect(false, "census: ptshare_probe speaks interface \(v), this ptshare \(PTSHARE_PROBE_VERSION)")
+            return false
+        case .notLoaded:
+            if access(modulePath, R_OK) == 0 {
+                expect(false, "census: \(modulePath) is here but ptshare_probe is not loaded (did insmod fail?)")
+            } else {
+                unproven("the ptshare_probe module is not loaded: the table census cannot run")
+            }
+            return false
+        case .ready: return true
         }
     }
 }

@@ -5,14 +5,44 @@ import Glibc
 /// `ptshare_stress_main`) map an 8 MiB memfd with MAP_SHARED_PT at varying 2 MiB-aligned
 /// offsets, write their own word in every page, check every other process's word, fork checking
 /// children, unmap (sometimes in aligned pieces), exit and are respawned, while one process
-/// shrinks the file to a floor and back and punches holes above it. Any mismatch, unexpected
-/// SIGBUS or death fails the test, and so does a BUG, WARNING or lockdep report in the kernel log.
+/// shrinks the file to a floor and back and punches holes above it. A word names its writer,
+/// page and generation; a reader refuses one its writer never wrote (another page's, a
+/// generation not yet published, one older than it saw before). Every few seconds the driver
+/// stops them all and takes a table census: views of a chunk must share its one PTE table.
+/// Any refusal, unexpected SIGBUS, death or failed census fails the test, and so does a BUG,
+/// WARNING or lockdep report in the kernel log.
 enum SharedPTStress {
     static let fileSize: UInt64 = 8 << 20
     static let floor: UInt64 = 4 << 20
     static let processes = 32
     /// Rounds a process runs before it exits and is respawned.
     static let iterations: UInt32 = 24
+    /// Longest time between two censuses.
+    static let censusEvery: UInt64 = 5_000_000_000
+    /// Least number of stop rounds (and, with the module, censuses) a run must take.
+    static let minimumRounds = 3
+    /// How long a stress process may take to stop after SIGSTOP.
+    static let stopTimeout: UInt64 = 30_000_000_000
+    static let memfdPath = "/memfd:ptshare-sharedpt"
+
+    /// Pure: the time between two stop rounds, a quarter of the run at most, so that a run
+    /// takes at least three.
+    static func roundInterval(seconds: Int) -> UInt64 {
+        min(censusEvery, UInt64(seconds) * 1_000_000_000 / 4)
+    }
+
+    /// What one stop round saw: the stress processes' views of the memfd and, with the module,
+    /// the census of their PTE tables.
+    struct Round: Sendable, Equatable {
+        var views: Int
+        var census: TableCensus?
+        /// Views not 2 MiB-aligned in address, file offset or length, which MAP_SHARED_PT's are.
+        var misaligned: [String] = []
+        /// How long the processes were stopped (time the storm did not run).
+        var stoppedNanoseconds: UInt64 = 0
+        /// Of that, the wait from the first SIGSTOP until the last process was in state T.
+        var stoppingNanoseconds: UInt64 = 0
+    }
 
     /// The totals of the reports received.
     struct Tally: Sendable, Equatable {
@@ -22,6 +52,7 @@ enum SharedPTStress {
         var sigbus: UInt64 = 0
         var forks: UInt64 = 0
         var failures: [String] = []
+        var rounds: [Round] = []
     }
 
     /// Adds one report; a report of an error becomes a failure line naming what was wrong.
@@ -47,7 +78,10 @@ enum SharedPTStress {
         case PTSHARE_STRESS_MMAP: return "\(who): mmap with MAP_SHARED_PT failed: \(e)"
         case PTSHARE_STRESS_MUNMAP: return "\(who): munmap failed: \(e)"
         case PTSHARE_STRESS_FOREIGN:
-            return "\(who): another process's word is neither 0 nor that process's value for the page: \(at)"
+            let page = r.offset / Geometry.page
+            return
+                "\(who): refused the word at file offset \(hex(r.offset)) (page \(page), word \((r.offset % Geometry.page) / 8)), "
+                + "\(hex(r.found)): \(refusal(r))"
         case PTSHARE_STRESS_OWN: return "\(who): its own word lost the value it wrote last: \(at)"
         case PTSHARE_STRESS_FORK: return "\(who): fork or setup failed: \(e)"
         case PTSHARE_STRESS_SIGBUS:
@@ -62,13 +96,62 @@ enum SharedPTStress {
         }
     }
 
+    /// A stress word's fields (layout in cptshare.h).
+    struct Word: Sendable, Equatable {
+        var magic: UInt64
+        var writer: UInt64
+        var page: UInt64
+        var generation: UInt64
+
+        init(_ v: UInt64) {
+            magic = v >> 56
+            writer = (v >> UInt64(PTSHARE_STRESS_WORD_WRITER_SHIFT)) & 0xfff
+            page = (v >> UInt64(PTSHARE_STRESS_WORD_PAGE_SHIFT)) & UInt64(PTSHARE_STRESS_WORD_PAGE_MASK)
+            generation = v & UInt64(PTSHARE_STRESS_WORD_GENERATION_MASK)
+        }
+    }
+
+    /// Why a reader refused `r.found`, as a clause.
+    static func refusal(_ r: ptshare_stress_report) -> String {
+        let w = Word(r.found)
+        let index = (r.offset % Geometry.page) / 8
+        switch ptshare_stress_refusal(rawValue: r.refusal) {
+        case PTSHARE_WORD_NOT_STRESS:
+            return "not a stress word (magic \(hex(w.magic)), not \(hex(UInt64(PTSHARE_STRESS_WORD_MAGIC))))"
+        case PTSHARE_WORD_WRITER:
+            return w.writer == index
+                ? "slot \(index) writes no words (the truncator)"
+                : "it names writer \(w.writer), but word \(index) is written by writer \(index) only"
+        case PTSHARE_WORD_PAGE:
+            return "writer \(w.writer) wrote it for page \(w.page), not page \(r.offset / Geometry.page)"
+        case PTSHARE_WORD_GENERATION: return "generation 0, which no writer uses"
+        case PTSHARE_WORD_FUTURE:
+            return "writer \(w.writer)'s generation \(w.generation) is newer than the \(r.expected) it has published"
+        case PTSHARE_WORD_BACKWARDS:
+            return
+                "writer \(w.writer)'s generation \(w.generation) is older than generation \(r.expected) this reader saw there before"
+        case PTSHARE_WORD_ZERO:
+            return
+                "0 below the floor \(hex(floor)), where this reader saw writer \(index)'s generation \(r.expected) before"
+        case PTSHARE_WORD_STALE:
+            return r.found == 0
+                ? "0 below the floor \(hex(floor)), where writer \(index) had finished writing generation \(r.expected)"
+                : "writer \(w.writer)'s generation \(w.generation) is older than generation \(r.expected) it had finished "
+                    + "writing there (below the floor \(hex(floor)))"
+        default: return "unknown refusal \(r.refusal)"
+        }
+    }
+
     static func run(_ o: SuiteOptions) -> KTAPResult {
         let name = "sharedpt.stress"
         if let r = Suite.needsSharedPT(name, o) { return r }
         let log = KernelLog.open()
         var c = Checks(name)
+        // Without the module the rounds still stop the processes and read their views; the
+        // test then ends as SKIP (unproven) unless a check failed.
+        let census = c.censusPossible(modulePath: o.modulePath)
         do {
-            let t = try storm(o)
+            let t = try storm(o, census: census)
             c.note(
                 "\(processes) processes for \(o.stressSeconds) s on a \(ByteSize(fileSize)) memfd (floor "
                     + "\(ByteSize(floor))): \(t.iterations) iterations, \(t.forks) forked checkers, "
@@ -77,6 +160,7 @@ enum SharedPTStress {
             for f in t.failures.prefix(20) { c.expect(false, f) }
             if t.failures.count > 20 { c.expect(false, "… and \(t.failures.count - 20) more failures") }
             c.expect(t.iterations > 0, "iterations completed: \(t.iterations)")
+            judge(t.rounds, census: census, into: &c)
         } catch {
             c.expect(false, "\(error)")
         }
@@ -88,8 +172,40 @@ enum SharedPTStress {
         return c.result()
     }
 
+    /// Check lines for the stop rounds: enough of them, and with the module, every census
+    /// showing one table per faulted chunk and some sharing.
+    static func judge(_ rounds: [Round], census: Bool, into c: inout Checks) {
+        let views = rounds.map(\.views)
+        let stopped = rounds.map { $0.stoppedNanoseconds / 1_000_000 }
+        let stopping = rounds.map { $0.stoppingNanoseconds / 1_000_000 }
+        c.expect(
+            rounds.count >= minimumRounds,
+            "\(rounds.count) stop rounds (at least \(minimumRounds)), views of the memfd per round "
+                + "\(views.min() ?? 0)–\(views.max() ?? 0), stopped \(stopped.reduce(0, +)) ms in all "
+                + "(longest \(stopped.max() ?? 0) ms; waiting for state T \(stopping.reduce(0, +)) ms in all)")
+        guard census else { return }
+        for (i, r) in rounds.enumerated() {
+            for m in r.misaligned.prefix(4) { c.expect(false, "stop round \(i + 1): \(m)") }
+        }
+        let taken = rounds.compactMap(\.census)
+        let bad = taken.enumerated().compactMap { (i, t) -> String? in
+            let (ok, line) = t.judge(.sharedWhereFaulted)
+            return ok ? nil : "census \(i + 1): \(line)"
+        }
+        for line in bad.prefix(5) { c.expect(false, line) }
+        if bad.count > 5 { c.expect(false, "… and \(bad.count - 5) more failed censuses") }
+        let tables = taken.map(\.distinctTables)
+        let shared = taken.map(\.sharedChunks)
+        let good = taken.count - bad.count
+        c.expect(
+            taken.count >= minimumRounds && bad.isEmpty && rounds.allSatisfy(\.misaligned.isEmpty),
+            "\(taken.count) censuses, \(good) with one table per faulted chunk and sharing; distinct PTE tables per "
+                + "census \(tables.min() ?? 0)–\(tables.max() ?? 0), chunks shared by several views "
+                + "\(shared.min() ?? 0)–\(shared.max() ?? 0)")
+    }
+
     /// Runs the storm and returns the tally; everything it started is killed and reaped.
-    static func storm(_ o: SuiteOptions) throws(SharedPTError) -> Tally {
+    static func storm(_ o: SuiteOptions, census: Bool) throws(SharedPTError) -> Tally {
         let f = try SharedPTFixture(size: fileSize, flag: o.mapSharedPTValue)
         let report: (read: Int32, write: Int32)
         do { report = try Sys.pipe() } catch { throw .system(error) }
@@ -97,6 +213,15 @@ enum SharedPTStress {
             Sys.close(report.read)
             Sys.close(report.write)
         }
+        // Each slot's published and finished generations, shared with every stress process and
+        // outliving them (layout in cptshare.h).
+        let generations: UInt64
+        do {
+            generations = try Sys.mmap(
+                0, 2 * Geometry.page, prot: PROT_READ | PROT_WRITE, flags: MAP_SHARED | MAP_ANONYMOUS, fd: -1,
+                offset: 0)
+        } catch { throw .system(error) }
+        defer { try? Sys.munmap(generations, 2 * Geometry.page) }
         let truncator = UInt32(processes - 1)
         let plan = UnsafeMutablePointer<ptshare_stress_plan>.allocate(capacity: 1)
         defer { plan.deallocate() }
@@ -109,9 +234,11 @@ enum SharedPTStress {
         plan.pointee.processes = UInt32(processes)
         plan.pointee.file_size = fileSize
         plan.pointee.floor = floor
-        plan.pointee.deadline_ns = Sys.monotonicNanoseconds() + UInt64(o.stressSeconds) * 1_000_000_000
+        let start = Sys.monotonicNanoseconds()
+        plan.pointee.deadline_ns = start + UInt64(o.stressSeconds) * 1_000_000_000
         plan.pointee.iterations = iterations
         plan.pointee.truncator_slot = truncator
+        plan.pointee.generations = generations
 
         var pids = [pid_t](repeating: 0, count: processes)
         var incarnation = [UInt32](repeating: 0, count: processes)
@@ -151,15 +278,24 @@ enum SharedPTStress {
 
         for slot in 0..<processes { try spawn(slot) }
         let deadline = plan.pointee.deadline_ns
+        let interval = roundInterval(seconds: o.stressSeconds)
+        var nextRound = start + interval
         // After the deadline the processes finish their round; under TCG that may take a while.
         let hardDeadline = deadline + 120 * 1_000_000_000
         while pids.contains(where: { $0 > 0 }) {
             if Sys.stopSignal != 0 {
                 throw .system(SystemCallError("sharedpt.stress", errno: EINTR, value: "signal \(Sys.stopSignal)"))
             }
-            if Sys.monotonicNanoseconds() > hardDeadline {
+            let now = Sys.monotonicNanoseconds()
+            if now > hardDeadline {
                 let left = pids.filter { $0 > 0 }.count
                 throw .stepFailed("\(left) stress process(es) still running 120 s after the deadline")
+            }
+            if now >= nextRound && now < deadline {
+                var r = try stopRound(pids, census: census)
+                r.stoppedNanoseconds = Sys.monotonicNanoseconds() - now
+                tally.rounds.append(r)
+                nextRound += interval
             }
             try drain(timeoutMs: 50)
             for slot in 0..<processes where pids[slot] > 0 {
@@ -178,5 +314,58 @@ enum SharedPTStress {
         }
         while try drain(timeoutMs: 0) {}
         return tally
+    }
+
+    /// Stops every stress process (SIGSTOP, then waits for state T; a zombie has exited and maps
+    /// nothing), reads their mappings of the memfd, takes the census when `census`, and lets
+    /// them all go on. Stopped, nobody maps, unmaps or truncates while the module walks.
+    static func stopRound(_ pids: [pid_t], census: Bool) throws(SharedPTError) -> Round {
+        var stopped: [pid_t] = []
+        defer { for pid in stopped { try? Sys.kill(pid, SIGCONT) } }
+        for pid in pids where pid > 0 {
+            do { try Sys.kill(pid, SIGSTOP) } catch { throw .system(error) }
+            stopped.append(pid)
+        }
+        let signalled = Sys.monotonicNanoseconds()
+        let until = signalled + stopTimeout
+        var views: [TableCensus.View] = []
+        for (slot, pid) in pids.enumerated() where pid > 0 {
+            while true {
+                let state: String
+                do { state = try ProcFS.status(pid).stateCode } catch {
+                    throw .stepFailed("census: /proc/\(pid)/status of stress process \(slot): \(error)")
+                }
+                if state == "T" || state == "Z" { break }
+                if Sys.monotonicNanoseconds() > until {
+                    throw .stepFailed(
+                        "census: stress process \(slot) (pid \(pid)) not stopped \(stopTimeout / 1_000_000_000) s "
+                            + "after SIGSTOP (state \(state))")
+                }
+                Sys.sleep(milliseconds: 1)
+            }
+        }
+        let stopping = Sys.monotonicNanoseconds() - signalled
+        for (slot, pid) in pids.enumerated() where pid > 0 {
+            let maps: [MapsEntry]
+            do { maps = try ProcFS.maps(pid) } catch {
+                throw .stepFailed("census: /proc/\(pid)/maps of stress process \(slot): \(error)")
+            }
+            for m in maps where m.path.hasPrefix(memfdPath) {
+                views.append(
+                    TableCensus.View(
+                        label: "process \(slot) at \(hex(m.start))", pid: pid, address: m.start, fileOffset: m.offset,
+                        length: m.size))
+            }
+        }
+        guard census else { return Round(views: views.count, census: nil, stoppingNanoseconds: stopping) }
+        // MAP_SHARED_PT mappings are 2 MiB-aligned in address, offset and length. The census is
+        // taken all the same: separate tables show through misalignment.
+        let misaligned = views.filter { ($0.address | $0.fileOffset | $0.length) % Geometry.pmdSize != 0 }.map {
+            "\($0.label) maps \(hex($0.length)) bytes of file offset \(hex($0.fileOffset)): not 2 MiB-aligned"
+        }
+        let t: TableCensus?
+        do { t = try TableCensus.take(views) } catch { throw .system(error) }
+        guard let t else { throw .stepFailed("census: the ptshare_probe module went away during the run") }
+        return Round(views: views.count, census: t, misaligned: misaligned, stoppingNanoseconds: stopping)
     }
 }

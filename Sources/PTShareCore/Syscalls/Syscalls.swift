@@ -91,6 +91,10 @@ public enum Sys {
         try check(Glibc.fork(), "fork")
     }
 
+    public static func kill(_ pid: pid_t, _ signal: Int32) throws(SystemCallError) {
+        _ = try check(Glibc.kill(pid, signal), "kill", value: "pid=\(pid) signal=\(signal)")
+    }
+
     /// Returns nil when WNOHANG found nothing, and for ECHILD (nothing left to reap).
     public static func waitpid(_ pid: pid_t, noHang: Bool) throws(SystemCallError) -> (pid: pid_t, status: Int32)? {
         var status: Int32 = 0
