@@ -1,0 +1,73 @@
+import Testing
+
+@testable import PTShareCore
+
+/// The teardown leak decision on synthetic readings: what a kernel that forgets to free a
+/// shared table per chunk would leave behind must fail, the measured noise must not.
+@Suite struct LeakCheckTests {
+    let base: Int64 = 12_894_208
+    let noise = LeakCheck.settleNoiseBytes
+
+    @Test func backAtBaseOrBelowPasses() {
+        for after in [base, base - 4096, base - 2 << 20] {
+            let o = LeakCheck.judge(before: base, after: after, driverChange: 0, noise: noise, settled: true)
+            #expect(o.status == .pass, "\(o.line)")
+            #expect(o.leakBytes == after - base)
+        }
+    }
+
+    @Test func noiseUpToTheAllowanceIsNoLeak() {
+        let o = LeakCheck.judge(before: base, after: base + noise, driverChange: 0, noise: noise, settled: true)
+        #expect(o.status == .pass)
+        let one = LeakCheck.judge(before: base, after: base + noise + 1, driverChange: 0, noise: noise, settled: true)
+        #expect(one.status == .fail)
+    }
+
+    /// The mutant the lead runs: the last detach forgets to free, one 4 KiB table per chunk
+    /// of sharedpt.teardown.no_leak's 16-chunk memfd.
+    @Test func aLeakedTablePerChunkFailsAndNamesTheBytes() {
+        let leaked = Int64(16) * 4096
+        #expect(leaked == 65536)
+        let o = LeakCheck.judge(before: base, after: base + leaked, driverChange: 0, noise: noise, settled: true)
+        #expect(o.status == .fail)
+        #expect(o.leakBytes == 65536)
+        #expect(
+            o.line
+                == "PageTables before 12894208 B, after teardown 12959744 B: 65536 B above the base (the driver's "
+                + "own VmPTE change, 0 B, taken out), allowed noise 8192 B; LEAK: 65536 B (64.0 KiB) did not come back")
+    }
+
+    @Test func theDriversOwnTablesAreTakenOut() {
+        let o = LeakCheck.judge(before: base, after: base + 12288, driverChange: 12288, noise: 0, settled: true)
+        #expect(o.status == .pass)
+        #expect(o.leakBytes == 0)
+        let hidden = LeakCheck.judge(before: base, after: base + 12288, driverChange: -4096, noise: 0, settled: true)
+        #expect(hidden.leakBytes == 16384)
+        #expect(hidden.status == .fail)
+    }
+
+    @Test func anUnsettledReadingIsNotJudged() {
+        let o = LeakCheck.judge(before: base, after: base + (1 << 20), driverChange: 0, noise: noise, settled: false)
+        #expect(o.status == .skip)
+        #expect(o.line.hasSuffix("; not judged: PageTables did not settle"))
+    }
+
+    @Test func mergeFailsAPassingRunOnALeakAndKeepsAFailure() {
+        let pass = Verdict(status: .pass, reason: "measured 8.0 MiB vs model 8.0 MiB", allowedDeviationBytes: 1)
+        let leak = LeakCheck.judge(before: base, after: base + 65536, driverChange: 0, noise: noise, settled: true)
+        let clean = LeakCheck.judge(before: base, after: base, driverChange: 0, noise: noise, settled: true)
+        let unsettled = LeakCheck.judge(before: base, after: base, driverChange: 0, noise: noise, settled: false)
+        #expect(LeakCheck.merge(pass, leak).status == .fail)
+        #expect(LeakCheck.merge(pass, leak).reason == pass.reason + "; teardown: " + leak.line)
+        #expect(LeakCheck.merge(pass, clean).status == .pass)
+        #expect(LeakCheck.merge(pass, unsettled).status == .skip)
+        var fail = pass
+        fail.status = .fail
+        #expect(LeakCheck.merge(fail, clean).status == .fail)
+        #expect(LeakCheck.merge(fail, unsettled).status == .fail)
+        var skip = pass
+        skip.status = .skip
+        #expect(LeakCheck.merge(skip, leak).status == .fail)
+        #expect(LeakCheck.merge(skip, clean).status == .skip)
+    }
+}
