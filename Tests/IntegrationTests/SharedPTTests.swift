@@ -89,6 +89,26 @@ struct SharedPTTests {
             r.diagnostics.contains { $0.contains(", expected EINVAL -- FAILED") || $0.contains("EINVAL -- FAILED") })
     }
 
+    /// Every scenario's steps work on plain shared mappings (exit orders, SIGKILL, the kill
+    /// mid-populate, exec, piecewise munmap); without the probe module no census can prove
+    /// sharing, so the test ends as SKIP, never as a pass. PageTables lines are checked only
+    /// for their form: this host's noise is not the guest's.
+    @Test func teardownScenariosRunOnPlainSharedMappings() throws {
+        let name = "sharedpt.teardown.no_leak"
+        let r = try result(name, plain(name))
+        let text = r.diagnostics.joined(separator: "\n")
+        #expect(r.status != .pass, "\(text)")
+        for label in SharedPTTeardown.scenarios.map(\.label) {
+            #expect(text.contains("\(name): \(label): PageTables before "), "\(label): \(text)")
+        }
+        #expect(text.contains("sharer 0 (the creator, last) exec'd a program that exited 0"), "\(text)")
+        #expect(
+            text.contains("SIGKILLed mid-populate: no answer yet") || text.contains("never mid-populate"), "\(text)")
+        #expect(text.contains("every sharer unmapped every chunk, then exited"), "\(text)")
+        let failures = r.diagnostics.filter { $0.contains("FAILED") && !$0.contains("after teardown") }
+        #expect(failures.isEmpty, "\(text)")
+    }
+
     @Test func stressFindsNothingWrongOnPlainSharedMappings() throws {
         let r = try result("sharedpt.stress", plain("sharedpt.stress", stressSeconds: 4))
         let text = r.diagnostics.joined(separator: "\n")

@@ -71,3 +71,45 @@ import Testing
         #expect(LeakCheck.merge(skip, clean).status == .skip)
     }
 }
+
+/// Suite.run's check around every sharedpt.* test, and the size of sharedpt.teardown.no_leak.
+@Suite struct SuiteTeardownTests {
+    let base: Int64 = 12_894_208
+    let noise = LeakCheck.settleNoiseBytes
+
+    @Test func aSharedPTTestThatLeaksFailsWithTheLine() {
+        let leak = LeakCheck.judge(before: base, after: base + 65536, driverChange: 0, noise: noise, settled: true)
+        let clean = LeakCheck.judge(before: base, after: base + 4096, driverChange: 0, noise: noise, settled: true)
+        let unsettled = LeakCheck.judge(before: base, after: base, driverChange: 0, noise: noise, settled: false)
+        let passed = KTAPResult(name: "sharedpt.x", status: .pass, diagnostics: ["sharedpt.x: fine"])
+        let skipped = KTAPResult(name: "sharedpt.x", status: .skip("no census"))
+
+        let failed = Suite.teardownVerdict(passed, leak)
+        #expect(failed.status == .fail)
+        #expect(failed.diagnostics == ["sharedpt.x: fine", "sharedpt.x: teardown: \(leak.line) -- FAILED"])
+        #expect(Suite.teardownVerdict(skipped, leak).status == .fail)
+
+        #expect(Suite.teardownVerdict(passed, clean).status == .pass)
+        #expect(Suite.teardownVerdict(passed, clean).diagnostics.last == "sharedpt.x: teardown: \(clean.line)")
+        #expect(Suite.teardownVerdict(skipped, clean).status == .skip("no census"))
+        #expect(Suite.teardownVerdict(passed, unsettled).status == .pass)
+
+        let unread = Suite.teardownVerdict(passed, nil, error: "cannot read /proc/meminfo")
+        #expect(unread.status == .fail)
+        #expect(unread.diagnostics.last == "sharedpt.x: PageTables after the test: cannot read /proc/meminfo -- FAILED")
+    }
+    /// A kernel whose last detach forgets to free leaks a 4 KiB table per chunk: the
+    /// teardown test's files are big enough for that to stand well above the noise.
+    @Test func theTeardownScenariosLeakWellAboveTheNoise() {
+        for sc in SharedPTTeardown.scenarios {
+            let leaked = Int64(sc.size / Geometry.pmdSize) * 4096
+            #expect(leaked >= 8 * LeakCheck.settleNoiseBytes, "\(sc.label)")
+            let o = LeakCheck.judge(before: base, after: base + leaked, driverChange: 0, noise: noise, settled: true)
+            #expect(o.status == .fail, "\(sc.label)")
+        }
+        #expect(
+            SharedPTTeardown.scenarios.map(\.label) == [
+                "creator_first", "creator_last", "all_at_once", "sigkill_populating", "execve", "munmap_piecewise",
+            ])
+    }
+}

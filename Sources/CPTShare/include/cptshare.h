@@ -138,6 +138,8 @@ enum ptshare_agent_op {
 	PTSHARE_AGENT_MADVISE = 11,   /* madvise(addr, length, arg=advice) */
 	PTSHARE_AGENT_FORK = 12,      /* fork; the child answers on the spare channel. value: child pid */
 	PTSHARE_AGENT_EXIT = 13,      /* _exit(0), no answer */
+	/* 40-59: sharedpt.teardown.* (20-39 and 60+ are other families') */
+	PTSHARE_AGENT_EXEC = 40,      /* execve /bin/true, else /bin/busybox true: no answer; error: errno when neither ran */
 };
 
 /* Fixed-size, smaller than PIPE_BUF. */

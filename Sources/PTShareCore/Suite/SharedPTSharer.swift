@@ -113,6 +113,16 @@ final class Sharer {
         _ op: ptshare_agent_op, addr: UInt64 = 0, length: UInt64 = 0, offset: UInt64 = 0, value: UInt64 = 0,
         arg: Int32 = 0, flags: Int32 = 0, fd: Int32 = -1
     ) throws(SharedPTError) -> SharerReply {
+        try post(op, addr: addr, length: length, offset: offset, value: value, arg: arg, flags: flags, fd: fd)
+        return try answer(Sharer.opName(op), on: reply)
+    }
+
+    /// Sends one command without waiting for its answer: for a SIGKILL that must land while the
+    /// sharer is still carrying it out (`killAnswered`).
+    func post(
+        _ op: ptshare_agent_op, addr: UInt64 = 0, length: UInt64 = 0, offset: UInt64 = 0, value: UInt64 = 0,
+        arg: Int32 = 0, flags: Int32 = 0, fd: Int32 = -1
+    ) throws(SharedPTError) {
         var c = ptshare_agent_command()
         c.op = op.rawValue
         c.arg = arg
@@ -123,12 +133,28 @@ final class Sharer {
         c.offset = offset
         c.value = value
         let bytes = withUnsafeBytes(of: &c) { Array($0) }
-        let name = Sharer.opName(op)
         do { try Sys.write(command, bytes, path: "sharer \(pid) commands") } catch {
-            if error.errno == EPIPE { throw .sharerDied(pid: pid, op: name, status: reap()) }
+            if error.errno == EPIPE { throw .sharerDied(pid: pid, op: Sharer.opName(op), status: reap()) }
             throw .system(error)
         }
-        return try answer(name, on: reply)
+    }
+
+    /// Whether an answer (or EOF) waits on the reply channel, without waiting for one.
+    func hasAnswer() -> Bool { (try? Sys.pollReadable(reply, timeoutMs: 0)) ?? true }
+
+    /// SIGKILLs the sharer, reaps it and closes its channel; the answer to the posted command
+    /// when it had given one before the signal landed, nil when the kill came first.
+    func killPosted() -> SharerReply? {
+        guard alive, command >= 0 else { return nil }
+        _ = Glibc.kill(pid, SIGKILL)
+        _ = reap()
+        // Its end of the reply pipe died with it: the read returns the answer or EOF at once.
+        let size = MemoryLayout<ptshare_agent_reply>.size
+        var buf = [UInt8](repeating: 0, count: size)
+        let n = (try? Sys.read(reply, into: &buf, path: "sharer \(pid) replies")) ?? 0
+        kill()
+        guard n == size else { return nil }
+        return SharerReply(buf.withUnsafeBytes { $0.loadUnaligned(as: ptshare_agent_reply.self) })
     }
 
     /// Reads one reply from `fd`: EOF is the sharer's death, silence past the timeout an error.
@@ -173,24 +199,37 @@ final class Sharer {
     }
 
     /// Asks the sharer to exit and waits until it has (EOF on its replies, and reaped when ours).
-    func exit() throws(SharedPTError) {
-        var c = ptshare_agent_command()
-        c.op = PTSHARE_AGENT_EXIT.rawValue
-        let bytes = withUnsafeBytes(of: &c) { Array($0) }
-        do { try Sys.write(command, bytes, path: "sharer \(pid) commands") } catch { throw .system(error) }
+    func exit() throws(SharedPTError) { try end(PTSHARE_AGENT_EXIT) }
+
+    /// Asks the sharer to execve a program that exits 0 at once (`/bin/true`, else
+    /// `/bin/busybox true`) and waits until that program has exited: exec drops the old mm
+    /// through exec_mmap(), not through exit.
+    func exec() throws(SharedPTError) { try end(PTSHARE_AGENT_EXEC) }
+
+    /// Sends an op after which the sharer never answers unless it failed, and waits for the
+    /// end: EOF on its replies and, for our own child, a wait status of exit 0 (the agent
+    /// exits 0 without answering only on these ops; anything else is a death).
+    private func end(_ op: ptshare_agent_op) throws(SharedPTError) {
+        let name = Sharer.opName(op)
+        try post(op)
+        let r: SharerReply
         do throws(SharedPTError) {
-            _ = try answer("exit", on: reply)
+            r = try answer(name, on: reply)
         } catch {
             guard case .sharerDied = error else { throw error }
             // Judged by the wait status itself; a forked sharer's child is not ours to wait for.
             guard isChild else { return }
             guard let status = lastStatus, ptshare_wifexited(status) != 0, ptshare_wexitstatus(status) == 0 else {
                 throw .sharerDied(
-                    pid: pid, op: "exit", status: lastStatus.map { WorkerPool.describe(status: $0) } ?? "not reaped")
+                    pid: pid, op: name, status: lastStatus.map { WorkerPool.describe(status: $0) } ?? "not reaped")
             }
             return
         }
-        throw .badReport("sharer \(pid) answered an exit command")
+        if op == PTSHARE_AGENT_EXEC && r.error != 0 {
+            throw .system(
+                SystemCallError("execve", errno: r.error, value: "/bin/true and /bin/busybox true, in sharer \(pid)"))
+        }
+        throw .badReport("sharer \(pid) answered an \(name) command")
     }
 
     /// The wait status of a dead sharer this process can reap, in words; kept in `lastStatus`.
@@ -243,6 +282,7 @@ final class Sharer {
         case PTSHARE_AGENT_MADVISE: return "madvise"
         case PTSHARE_AGENT_FORK: return "fork"
         case PTSHARE_AGENT_EXIT: return "exit"
+        case PTSHARE_AGENT_EXEC: return "execve"
         default: return "op \(op.rawValue)"
         }
     }
