@@ -28,7 +28,7 @@ import Testing
     @Test func aLeakedTablePerChunkFailsAndNamesTheBytes() {
         let leaked = Int64(16) * 4096
         #expect(leaked == 65536)
-        let o = LeakCheck.judge(before: base, after: base + leaked, driverChange: 0, noise: noise, settled: true)
+        let o = LeakCheck.judge(before: base, after: base + leaked, driverChange: 0, noise: 8192, settled: true)
         #expect(o.status == .fail)
         #expect(o.leakBytes == 65536)
         #expect(
@@ -79,7 +79,7 @@ import Testing
 
     @Test func aSharedPTTestThatLeaksFailsWithTheLine() {
         let leak = LeakCheck.judge(before: base, after: base + 65536, driverChange: 0, noise: noise, settled: true)
-        let clean = LeakCheck.judge(before: base, after: base + 4096, driverChange: 0, noise: noise, settled: true)
+        let clean = LeakCheck.judge(before: base, after: base + 4096, driverChange: 0, noise: 4096, settled: true)
         let unsettled = LeakCheck.judge(before: base, after: base, driverChange: 0, noise: noise, settled: false)
         let passed = KTAPResult(name: "sharedpt.x", status: .pass, diagnostics: ["sharedpt.x: fine"])
         let skipped = KTAPResult(name: "sharedpt.x", status: .skip("no census"))
@@ -103,7 +103,7 @@ import Testing
     @Test func theTeardownScenariosLeakWellAboveTheNoise() {
         for sc in SharedPTTeardown.scenarios {
             let leaked = Int64(sc.size / Geometry.pmdSize) * 4096
-            #expect(leaked >= 8 * LeakCheck.settleNoiseBytes, "\(sc.label)")
+            #expect(leaked >= 16 * 4096 && leaked > LeakCheck.settleNoiseBytes, "\(sc.label)")
             let o = LeakCheck.judge(before: base, after: base + leaked, driverChange: 0, noise: noise, settled: true)
             #expect(o.status == .fail, "\(sc.label)")
         }
