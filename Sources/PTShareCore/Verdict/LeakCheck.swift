@@ -4,7 +4,7 @@
 public enum LeakCheck {
     /// How far a settled PageTables reading may sit above the base with nothing leaked: the
     /// noise measured on 2026-11-29 (README, "Teardown noise"). In the guest (patched, TCG,
-    /// 2 vCPUs, root, stat_refresh) all 14 after-teardown readings equalled their base to the
+    /// 2 vCPUs, root, stat_refresh) all 22 after-teardown readings equalled their base to the
     /// byte once the driver's VmPTE change was taken out: 0 B. Natively (6.18, 2 CPUs busy
     /// with kernel builds) no reading settled in 6 runs (spread 20 KiB-1.7 MiB over the
     /// 30-reading window): those are not judged, so they set no noise. A host that settles
