@@ -279,6 +279,20 @@ static void agent_spin_read(uint64_t addr, uint64_t flags, uint64_t rounds, stru
 	bus_armed = 0;
 }
 
+/* Exec tears the old mm down through exec_mmap(), not exit: a program that exits 0 at once
+ * ends the sharer. The channel is O_CLOEXEC, so the driver sees EOF when the exec succeeds.
+ * Returns only when no candidate could be run (the guest has busybox, not always /bin/true). */
+static void agent_exec(struct ptshare_agent_reply *r)
+{
+	static char *const true_argv[] = { "true", NULL };
+	static char *const busybox_argv[] = { "busybox", "true", NULL };
+	static char *const envp[] = { NULL };
+
+	execve("/bin/true", true_argv, envp);
+	execve("/bin/busybox", busybox_argv, envp);
+	r->error = errno;
+}
+
 void ptshare_agent_main(const struct ptshare_agent_plan *p)
 {
 	int cmd_fd = p->command_read_fd;
@@ -387,6 +401,9 @@ void ptshare_agent_main(const struct ptshare_agent_plan *p)
 			break;
 		case PTSHARE_AGENT_SPIN_READ:
 			agent_spin_read(c.addr, c.offset, c.value, &r);
+			break;
+		case PTSHARE_AGENT_EXEC:
+			agent_exec(&r);
 			break;
 		default:
 			r.error = EINVAL;

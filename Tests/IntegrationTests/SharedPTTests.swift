@@ -120,6 +120,26 @@ struct SharedPTTests {
         }
     }
 
+    /// Every scenario's steps work on plain shared mappings (exit orders, SIGKILL, the kill
+    /// mid-populate, exec, piecewise munmap); without the probe module no census can prove
+    /// sharing, so the test ends as SKIP, never as a pass. PageTables lines are checked only
+    /// for their form: this host's noise is not the guest's.
+    @Test func teardownScenariosRunOnPlainSharedMappings() throws {
+        let name = "sharedpt.teardown.no_leak"
+        let r = try result(name, plain(name))
+        let text = r.diagnostics.joined(separator: "\n")
+        #expect(r.status != .pass, "\(text)")
+        for label in SharedPTTeardown.scenarios.map(\.label) {
+            #expect(text.contains("\(name): \(label): PageTables before "), "\(label): \(text)")
+        }
+        #expect(text.contains("sharer 0 (the creator, last) exec'd a program that exited 0"), "\(text)")
+        #expect(
+            text.contains("SIGKILLed mid-populate: no answer yet") || text.contains("never mid-populate"), "\(text)")
+        #expect(text.contains("every sharer unmapped every chunk, then exited"), "\(text)")
+        let failures = r.diagnostics.filter { $0.contains("FAILED") && !$0.contains("after teardown") }
+        #expect(failures.isEmpty, "\(text)")
+    }
+
     /// The word checks find nothing wrong on plain shared mappings, and the stop rounds stop,
     /// read and continue every process; without the module nothing proves sharing, so the test
     /// ends as SKIP with that reason (never a pass).

@@ -242,3 +242,54 @@ private func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8
         #expect(!out.contains("smaps of the range"))
     }
 }
+
+/// The after-teardown point: in the JSON under the documented keys, and a line of the text.
+@Suite struct TeardownReportTests {
+    func report(after: UInt64, stable: Bool = true) -> RunReport {
+        var r = sampleReport()
+        r.measured.meminfo.afterTeardown = RunReport.MeminfoPoint(Meminfo(fields: ["PageTables": after]))
+        r.measured.sampling.afterTeardown = RunReport.Sampling(
+            StableSample(
+                meminfo: Meminfo(fields: ["PageTables": after]), pageTablesSamples: [after], stable: stable,
+                spreadBytes: 0, milliseconds: 300, statRefresh: true))
+        r.measured.driverVmpteBytes.afterTeardown = 204 * 1024
+        // Base 1_000_000, driver +4 KiB since: 1_004_096 is clean, 16 KiB more is a leak.
+        r.measured.teardownLeakBytes = Int64(after) - 1_000_000 - 4096
+        r.measured.teardownNoiseBytes = 8192
+        return r
+    }
+
+    @Test func jsonCarriesTheAfterTeardownPoint() throws {
+        let json = text(try JSONOutput.encode(report(after: 1_020_480)))
+        for needle in [
+            "\"after_teardown\" : {", "\"teardown_leak_bytes\" : 16384", "\"teardown_noise_bytes\" : 8192",
+            "\"after_teardown\" : 208896",
+        ] {
+            #expect(json.contains(needle), "\(needle)")
+        }
+        let back = try JSONOutput.decodeRun(try JSONOutput.encode(report(after: 1_020_480)))
+        #expect(back.measured.meminfo.afterTeardown?.pageTables == 1_020_480)
+        #expect(back.measured.sampling.afterTeardown?.milliseconds == 300)
+        #expect(back.measured.teardownLeakBytes == 16384)
+    }
+
+    @Test func reportsWithoutTheKeysStillDecode() throws {
+        let json = text(try JSONOutput.encode(sampleReport()))
+        #expect(!json.contains("after_teardown"))
+        let back = try JSONOutput.decodeRun(Array(json.utf8))
+        #expect(back.measured.teardownLeakBytes == nil)
+    }
+
+    @Test func textShowsTheLeak() {
+        let clean = TextReport.render(report(after: 1_004_096))
+        #expect(
+            clean.contains(
+                "after teardown: PageTables 980.6 KiB (base 976.6 KiB), left behind 0 B, allowed noise 8192 B\n"))
+        let leak = TextReport.render(report(after: 1_020_480))
+        #expect(leak.contains("left behind 16384 B, allowed noise 8192 B -- LEAK\n"))
+        let unsettled = TextReport.render(report(after: 1_020_480, stable: false))
+        #expect(
+            unsettled.contains("left behind 16384 B, allowed noise 8192 B (not judged: PageTables did not settle)\n"))
+        #expect(unsettled.contains("warning: PageTables did not settle at every sampling point"))
+    }
+}

@@ -153,6 +153,8 @@ enum ptshare_agent_op {
 	                                 at addr until the word at offset + 8 is non-zero, making no syscall;
 	                                 found: the last load before, value: the first load after. At most
 	                                 `value` rounds (error ETIMEDOUT) */
+	/* 40-59: sharedpt.teardown.* (20-39 and 60+ are other families') */
+	PTSHARE_AGENT_EXEC = 40,      /* execve /bin/true, else /bin/busybox true: no answer; error: errno when neither ran */
 };
 
 /* Fixed-size, smaller than PIPE_BUF. */

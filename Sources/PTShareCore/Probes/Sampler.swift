@@ -14,6 +14,11 @@ public struct StableSample: Sendable {
 }
 
 public enum Sampler {
+    /// The base's quiet window and limit: tables of processes that exited just before are
+    /// uncounted after an RCU grace period, not at exit.
+    public static let baseWindow = 30
+    public static let baseLimitMs = 5000
+
     public static func stablePageTables(window: Int = 5, intervalMs: Int = 10, limitMs: Int = 3000)
         throws(RunError) -> StableSample
     {

@@ -120,11 +120,13 @@ public struct RunReport: Sendable, Codable {
     }
 
     /// Three points: before forking (base), workers forked and settled with nothing mapped
-    /// (control), and all workers mapped and touched (mapped).
+    /// (control), and all workers mapped and touched (mapped); and a fourth once every worker
+    /// is reaped (after teardown, settled like the base), where a run measured it.
     public struct Points<T: Sendable & Codable>: Sendable, Codable {
         public var base: T
         public var control: T
         public var mapped: T
+        public var afterTeardown: T?
     }
 
     public struct NodeReport: Sendable, Codable {
@@ -165,6 +167,10 @@ public struct RunReport: Sendable, Codable {
         public var sampling: Points<Sampling>
         public var numaNodes: [NodeReport]
         public var smaps: SmapsReport?
+        /// PageTables after teardown − at base, less the driver's VmPTE change: what the run
+        /// left behind (the verdict fails beyond `teardownNoiseBytes`).
+        public var teardownLeakBytes: Int64?
+        public var teardownNoiseBytes: Int64?
     }
 
     public struct ModelReport: Sendable, Codable {

@@ -44,6 +44,14 @@ public enum TextReport {
                     + "distinct PMD tables \(t.distinctPmdTables) (model \(t.expectedDistinctPmdTables)), "
                     + "PMD-leaf steps \(t.pmdLeafSteps)")
         }
+        if let leak = m.teardownLeakBytes, let after = m.meminfo.afterTeardown?.pageTables {
+            let noise = m.teardownNoiseBytes ?? 0
+            out.append(
+                "after teardown: PageTables \(ByteSize.human(Int64(after))) (base \(ByteSize.human(Int64(m.meminfo.base.pageTables ?? 0)))), "
+                    + "left behind \(leak) B, allowed noise \(noise) B"
+                    + (!m.sampling.base.stable || m.sampling.afterTeardown?.stable != true
+                        ? " (not judged: PageTables did not settle)" : leak > noise ? " -- LEAK" : ""))
+        }
         out.append("")
         out.append("model: \(r.model.reason)")
         let t = r.timings
@@ -52,9 +60,12 @@ public enum TextReport {
                 + "measure \(sec(t.measureSeconds)), teardown \(sec(t.teardownSeconds)); per worker mmap p50 "
                 + "\(usec(t.mapNs.median)) p99 \(usec(t.mapNs.p99)), touch p50 \(usec(t.touchNs.median)) p99 \(usec(t.touchNs.p99))"
         )
-        let unstable = [m.sampling.base, m.sampling.control, m.sampling.mapped].contains { !$0.stable }
-        if unstable { out.append("warning: PageTables did not settle at every sampling point") }
-        if [m.sampling.base, m.sampling.control, m.sampling.mapped].contains(where: { !$0.statRefresh }) {
+        let points =
+            [m.sampling.base, m.sampling.control, m.sampling.mapped] + [m.sampling.afterTeardown].compactMap { $0 }
+        if points.contains(where: { !$0.stable }) {
+            out.append("warning: PageTables did not settle at every sampling point")
+        }
+        if points.contains(where: { !$0.statRefresh }) {
             out.append(
                 "warning: per-CPU vmstat deltas were not folded (/proc/sys/vm/stat_refresh needs root): "
                     + "PageTables may be off by a few dozen pages")

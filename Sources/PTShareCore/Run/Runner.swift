@@ -12,6 +12,8 @@ public struct RunOptions: Sendable {
     public var mapConcurrency: Int
     /// Whether to ask the ptshare_probe module which tables map every worker's range.
     public var tables: TablesMode = .auto
+    /// How far PageTables may stay above the base once every worker is reaped.
+    public var teardownNoiseBytes: Int64 = LeakCheck.settleNoiseBytes
 
     public init(
         scenario: Scenario, smapsWorkers: Int = 8, holdSeconds: Int = 0, phaseTimeoutSeconds: Int = 600,
@@ -53,7 +55,106 @@ public enum Runner {
         }
     }
 
+    /// One run, phase by phase: each phase is a function below, in the order they run.
     static func measure(_ o: RunOptions, progress: (String) -> Void) throws(RunError) -> RunReport {
+        let s = o.scenario
+        let k = try preflight(o)
+        let (backing, pmdSharing, thp) = try makeBacking(s, machine: k.machine)
+        defer { backing.close() }
+        // The pool allocates its bookkeeping now, before a free range is picked below: a large
+        // allocation made later could land in that range and make every MAP_FIXED_NOREPLACE fail.
+        let pool = try WorkerPool(
+            count: s.workers, plan: workerPlan(s, backing), phaseTimeoutSeconds: o.phaseTimeoutSeconds)
+        defer { pool.teardown() }
+        let place = try placement(s, pool)
+        defer { if let a = place.anonMapping { try? Sys.munmap(a, s.size) } }
+
+        var m = Measurements()
+        try spawn(s, pool, &m, progress: progress)
+        try control(pool, place, &m)
+        try map(s, o, pool, &m, progress: progress)
+        try measureMapped(o, pool, place, &m)
+        if k.tablesVersion != nil {
+            m.tableCounts = try measuring(pool) { () throws(RunError) in try tableCensus(pool, size: s.size) }
+        }
+        try pool.checkAllAlive()
+        m.times.measured = Sys.monotonicNanoseconds()
+        try teardown(o, pool, &m, progress: progress)
+
+        let model = modelOf(s, backing, m, pmdSharing: pmdSharing)
+        let (verdict, tables) = judge(s, o, k, m, model, pmdSharing: pmdSharing)
+        return report(s, o, k, backing, place, m, model, verdict, tables, pmdSharing: pmdSharing, thp: thp)
+    }
+
+    // MARK: - Phases of a run
+
+    /// What preflight found out about the kernel.
+    struct KernelState {
+        var release: String
+        var machine: String
+        /// The probe module's interface version, when it can count tables.
+        var tablesVersion: Int?
+        /// Why tables are not counted although the module is loaded.
+        var tablesNote: String?
+    }
+
+    /// Where the workers map: the address they are told, the flags, and the driver's own
+    /// anonymous mapping for anon-shared runs.
+    struct Placement {
+        var address: UInt64
+        var flags: Int32
+        var anonMapping: UInt64?
+    }
+
+    /// One probe point: settled PageTables, the driver's own VmPTE, each NUMA node's PageTables.
+    struct Point {
+        var sample: StableSample
+        var driverVmPTE: Int64
+        var nodes: [UInt64?]
+        var pageTables: Int64 { Int64(sample.meminfo.pageTables ?? 0) }
+
+        static func take(nodes: [Int], window: Int = 5, limitMs: Int = 3000) throws(RunError) -> Point {
+            let sample = try Sampler.stablePageTables(window: window, limitMs: limitMs)
+            return Point(
+                sample: sample, driverVmPTE: try Runner.driverVmPTE(),
+                nodes: nodes.map { (try? ProcFS.nodeMeminfo($0).pageTables) ?? nil })
+        }
+    }
+
+    typealias TableCounts = (pte: Int, pmd: Int, pmdLeaves: Int, pudLeaves: Int, milliseconds: Int)
+
+    /// What the phases measured, filled in as they run.
+    struct Measurements {
+        var nodes: [Int] = []
+        var base: Point!
+        var control: Point!
+        var mapped: Point!
+        /// After every worker was reaped, settled like the base.
+        var afterTeardown: Point!
+        var vmpteControl: Int64 = 0
+        var vmpteMapped: Int64 = 0
+        /// What a worker already maps: tables present there are not the mapping's to pay for.
+        var occupied: [Range<UInt64>] = []
+        var reports: [WorkerReport] = []
+        var mapAddress: UInt64 = 0
+        var addresses: Set<UInt64> = []
+        var smaps: RunReport.SmapsReport?
+        var tableCounts: TableCounts?
+        var times = Times()
+
+        struct Times {
+            var spawnStart: UInt64 = 0
+            var spawned: UInt64 = 0
+            var mapStart: UInt64 = 0
+            var mapped: UInt64 = 0
+            var measured: UInt64 = 0
+            var reaped: UInt64 = 0
+        }
+    }
+
+    /// The scenario is valid, the stop handlers are in, the flag is supported when asked
+    /// for, and the probe module is there when `--tables on` requires it.
+    static func preflight(_ o: RunOptions) throws(RunError) -> KernelState {
         let s = o.scenario
         do { try s.validate() } catch { throw .preflight(error.description) }
         do { try Sys.installStopHandlers() } catch { throw .system(error) }
@@ -68,32 +169,40 @@ public enum Runner {
             }
         }
         let probeState = o.tables == .off ? .notLoaded : TableProbe.state()
-        var tablesVersion: Int?
-        var tablesNote: String?
+        var k = KernelState(release: release, machine: machine)
         switch probeState {
-        case .ready(let v): tablesVersion = v
+        case .ready(let v): k.tablesVersion = v
         case .incompatible(let v):
-            tablesNote =
+            k.tablesNote =
                 "tables: not counted, ptshare_probe speaks interface \(v), this ptshare \(PTSHARE_PROBE_VERSION)"
         case .notLoaded: break
         }
-        if o.tables == .on && tablesVersion == nil {
+        if o.tables == .on && k.tablesVersion == nil {
             throw .preflight(
                 "--tables on: the ptshare_probe module is "
-                    + (tablesNote != nil
-                        ? "loaded with another interface version (\(tablesNote!))"
+                    + (k.tablesNote != nil
+                        ? "loaded with another interface version (\(k.tablesNote!))"
                         : "not loaded (no \(TableProbe.directory)/version); load kmod/ptshare_probe (insmod ptshare_probe.ko) and mount debugfs")
                     + ", or use --tables auto")
         }
+        return k
+    }
+
+    /// The object to map, after the checks that it fits (huge pages, memory).
+    static func makeBacking(_ s: Scenario, machine: String) throws(RunError) -> (
+        BackingFile, KernelFacts.PMDSharing?, String?
+    ) {
         let mounts = try ProcFS.mounts()
         let backingPlan = try BackingFile.plan(s, mounts: mounts)
         try Preflight.check(s, leafSize: backingPlan.leafSize, meminfo: try ProcFS.meminfo())
         let backing = try BackingFile.create(s, plan: backingPlan)
-        defer { backing.close() }
         let pmdSharing = s.backing == .hugetlbfs ? KernelProbe.pmdSharing(machine: machine) : nil
         // Informational in a run report: a malformed setting does not stop the run.
         let thp = (try? KernelProbe.shmemTHP()) ?? nil
+        return (backing, pmdSharing, thp)
+    }
 
+    static func workerPlan(_ s: Scenario, _ backing: BackingFile) -> ptshare_worker_plan {
         var plan = ptshare_worker_plan()
         plan.fd = backing.fd
         plan.prot = PROT_READ | PROT_WRITE
@@ -101,12 +210,11 @@ public enum Runner {
         plan.length = s.size
         plan.offset = 0
         plan.touch_stride = backing.leafSize
-        // The pool allocates its bookkeeping now, before a free range is picked below: a large
-        // allocation made later could land in that range and make every MAP_FIXED_NOREPLACE fail.
-        let pool = try WorkerPool(count: s.workers, plan: plan, phaseTimeoutSeconds: o.phaseTimeoutSeconds)
-        defer { pool.teardown() }
+        return plan
+    }
 
-        // Where and how the workers map.
+    /// Where and how the workers map; hands both to the pool.
+    static func placement(_ s: Scenario, _ pool: WorkerPool) throws(RunError) -> Placement {
         let fixed: UInt64?
         switch s.address {
         case .auto: fixed = nil
@@ -135,52 +243,65 @@ public enum Runner {
             } catch { throw .system(error) }
             address = anonMapping!
         }
-        defer { if let a = anonMapping { try? Sys.munmap(a, s.size) } }
         pool.setMapping(address: address, flags: flags)
+        return Placement(address: address, flags: flags, anonMapping: anonMapping)
+    }
 
-        // Probes: base → spawn → control → map/touch → mapped.
+    /// The base point, then the workers forked and settled.
+    static func spawn(_ s: Scenario, _ pool: WorkerPool, _ m: inout Measurements, progress: (String) -> Void)
+        throws(RunError)
+    {
         progress("sampling PageTables before forking")
+        m.nodes = ProcFS.numaNodes()
         // A longer quiet window at base: tables of processes that exited just before (an
         // earlier run's workers) are uncounted after an RCU grace period, not at exit.
-        let base = try Sampler.stablePageTables(window: 30, limitMs: 5000)
-        let driverBase = try driverVmPTE()
-        let nodes = ProcFS.numaNodes()
-        let nodesBase = nodes.map { try? ProcFS.nodeMeminfo($0).pageTables }
+        m.base = try Point.take(nodes: m.nodes, window: Sampler.baseWindow, limitMs: Sampler.baseLimitMs)
         progress("forking \(s.workers) workers")
-        let t0 = Sys.monotonicNanoseconds()
+        m.times.spawnStart = Sys.monotonicNanoseconds()
         try pool.spawn()
-        let t1 = Sys.monotonicNanoseconds()
-        let control = try Sampler.stablePageTables()
-        let driverControl = try driverVmPTE()
-        let nodesControl = nodes.map { try? ProcFS.nodeMeminfo($0).pageTables }
-        let vmpteControl = try measuring(pool) { () throws(RunError) in try vmPTESum(pool.pids) }
-        // What the worker already maps: tables present there are not the mapping's to pay for.
-        let occupied = try measuring(pool) { () throws(RunError) in
-            try ProcFS.smaps(pool.pids[0]).filter { e in Runner.holdsTables(e) && e.start != anonMapping }
+        m.times.spawned = Sys.monotonicNanoseconds()
+    }
+
+    /// The workers with nothing mapped: their own tables, and the spans they already occupy.
+    static func control(_ pool: WorkerPool, _ place: Placement, _ m: inout Measurements) throws(RunError) {
+        m.control = try Point.take(nodes: m.nodes)
+        m.vmpteControl = try measuring(pool) { () throws(RunError) in try vmPTESum(pool.pids) }
+        m.occupied = try measuring(pool) { () throws(RunError) in
+            try ProcFS.smaps(pool.pids[0]).filter { e in Runner.holdsTables(e) && e.start != place.anonMapping }
                 .map { $0.start..<$0.end }
         }
+    }
 
+    /// Every worker maps and touches; then the mapped point.
+    static func map(
+        _ s: Scenario, _ o: RunOptions, _ pool: WorkerPool, _ m: inout Measurements, progress: (String) -> Void
+    ) throws(RunError) {
         progress("mapping and touching \(ByteSize(s.size)) in every worker")
-        let t2 = Sys.monotonicNanoseconds()
+        m.times.mapStart = Sys.monotonicNanoseconds()
         try pool.mapAndTouch(concurrency: o.mapConcurrency)
-        let t3 = Sys.monotonicNanoseconds()
-        let mapped = try Sampler.stablePageTables()
-        let driverMapped = try driverVmPTE()
-        let nodesMapped = nodes.map { try? ProcFS.nodeMeminfo($0).pageTables }
-        let vmpteMapped = try measuring(pool) { () throws(RunError) in try vmPTESum(pool.pids) }
-        let reports = pool.reports.compactMap { $0 }
-        let addresses = Set(reports.map(\.address))
-        let mapAddress = reports.first?.address ?? address
-        let smaps = try measuring(pool) { () throws(RunError) in
-            try sampleSmaps(pool.pids, address: mapAddress, count: o.smapsWorkers)
-        }
-        var tableCounts: (pte: Int, pmd: Int, pmdLeaves: Int, pudLeaves: Int, milliseconds: Int)?
-        if tablesVersion != nil {
-            tableCounts = try measuring(pool) { () throws(RunError) in try tableCensus(pool, size: s.size) }
-        }
-        try pool.checkAllAlive()
-        let t4 = Sys.monotonicNanoseconds()
+        m.times.mapped = Sys.monotonicNanoseconds()
+        m.mapped = try Point.take(nodes: m.nodes)
+    }
 
+    /// Per-process readings while every worker is mapped: VmPTE, addresses, smaps.
+    static func measureMapped(_ o: RunOptions, _ pool: WorkerPool, _ place: Placement, _ m: inout Measurements)
+        throws(RunError)
+    {
+        m.vmpteMapped = try measuring(pool) { () throws(RunError) in try vmPTESum(pool.pids) }
+        m.reports = pool.reports.compactMap { $0 }
+        m.addresses = Set(m.reports.map(\.address))
+        m.mapAddress = m.reports.first?.address ?? place.address
+        let address = m.mapAddress
+        m.smaps = try measuring(pool) { () throws(RunError) in
+            try sampleSmaps(pool.pids, address: address, count: o.smapsWorkers)
+        }
+    }
+
+    /// The optional hold, every worker released and reaped, then PageTables settled again
+    /// like the base: whatever did not come back was leaked by the teardown.
+    static func teardown(_ o: RunOptions, _ pool: WorkerPool, _ m: inout Measurements, progress: (String) -> Void)
+        throws(RunError)
+    {
         var held = 0
         while held < o.holdSeconds * 10 {
             if Sys.stopSignal != 0 { throw .interrupted(signal: Sys.stopSignal) }
@@ -189,31 +310,51 @@ public enum Runner {
             held += 1
         }
         try pool.releaseAndReap()
-        let t5 = Sys.monotonicNanoseconds()
+        m.times.reaped = Sys.monotonicNanoseconds()
+        progress("sampling PageTables after teardown")
+        m.afterTeardown = try Point.take(nodes: m.nodes, window: Sampler.baseWindow, limitMs: Sampler.baseLimitMs)
+    }
 
-        // Model.
-        let pmdMapped = (smaps?.range["ShmemPmdMapped"] ?? 0) + (smaps?.range["FilePmdMapped"] ?? 0)
+    static func modelOf(_ s: Scenario, _ backing: BackingFile, _ m: Measurements, pmdSharing: KernelFacts.PMDSharing?)
+        -> ModelResult
+    {
+        let pmdMapped = (m.smaps?.range["ShmemPmdMapped"] ?? 0) + (m.smaps?.range["FilePmdMapped"] ?? 0)
         let input = ModelInput(
-            workers: s.workers, address: mapAddress, size: s.size, fileOffset: 0, leafSize: backing.leafSize,
+            workers: s.workers, address: m.mapAddress, size: s.size, fileOffset: 0, leafSize: backing.leafSize,
             touched: s.touch.faultsIn, share: s.share, hugetlbPMDSharing: pmdSharing?.enabled ?? false,
-            occupied: occupied, pmdMappedBytes: pmdMapped)
+            occupied: m.occupied, pmdMappedBytes: pmdMapped)
         var model = PageTableModel.expected(input)
-        if addresses.count > 1 {
-            model.reason += "; workers got \(addresses.count) different addresses, modelled at the first"
+        if m.addresses.count > 1 {
+            model.reason += "; workers got \(m.addresses.count) different addresses, modelled at the first"
         }
+        return model
+    }
 
-        // Verdict.
-        // The driver is not part of the scenario: its own tables (its heap grows while it
-        // reads /proc) are taken out of every delta, exactly, from its VmPTE.
-        let pt = { (x: StableSample) in Int64(x.meminfo.pageTables ?? 0) }
-        let rawDelta = pt(mapped) - pt(base) - (driverMapped - driverBase)
-        let controlDelta = pt(control) - pt(base) - (driverControl - driverBase)
-        let attributed = rawDelta - controlDelta
+    /// The driver is not part of the scenario: its own tables (its heap grows while it reads
+    /// /proc) are taken out of every delta, exactly, from its VmPTE.
+    static func delta(_ to: Point, _ from: Point) -> Int64 {
+        to.pageTables - from.pageTables - (to.driverVmPTE - from.driverVmPTE)
+    }
+
+    static func teardownOutcome(_ o: RunOptions, _ m: Measurements) -> LeakCheck.Outcome {
+        LeakCheck.judge(
+            before: m.base.pageTables, after: m.afterTeardown.pageTables,
+            driverChange: m.afterTeardown.driverVmPTE - m.base.driverVmPTE, noise: o.teardownNoiseBytes,
+            settled: m.base.sample.stable && m.afterTeardown.sample.stable)
+    }
+
+    /// The model against the measurement, the table census against the model's count, and
+    /// PageTables after teardown against the base.
+    static func judge(
+        _ s: Scenario, _ o: RunOptions, _ k: KernelState, _ m: Measurements, _ model: ModelResult,
+        pmdSharing: KernelFacts.PMDSharing?
+    ) -> (Verdict, RunReport.Tables?) {
+        let attributed = delta(m.mapped, m.base) - delta(m.control, m.base)
         var verdict = Verdict.judge(
             attributed: attributed, model: model, workers: s.workers, tolerance: s.tolerance,
-            samplingStable: base.stable && control.stable && mapped.stable)
+            samplingStable: m.base.sample.stable && m.control.sample.stable && m.mapped.sample.stable)
         var tables: RunReport.Tables?
-        if let c = tableCounts, let v = tablesVersion {
+        if let c = m.tableCounts, let v = k.tablesVersion {
             let expect = { (level: String) in model.level(level)?.distinctTables ?? 0 }
             let t = RunReport.Tables(
                 interfaceVersion: v, workersQueried: s.workers, distinctPteTables: c.pte, distinctPmdTables: c.pmd,
@@ -236,7 +377,7 @@ public enum Runner {
                 verdict.reason += "; " + line
             }
         }
-        if let note = tablesNote { verdict.reason += "; " + note }
+        if let note = k.tablesNote { verdict.reason += "; " + note }
         if s.backing == .hugetlbfs, let p = pmdSharing, p.enabled == nil,
             model.levels.contains(where: { $0.level == "pmd" && $0.spans > $0.alreadyPresent })
         {
@@ -244,50 +385,72 @@ public enum Runner {
                 status: .skip, reason: "cannot model hugetlb PMD sharing: \(p.basis)",
                 allowedDeviationBytes: verdict.allowedDeviationBytes)
         }
+        // Last, so that nothing above can hide a leak.
+        return (LeakCheck.merge(verdict, teardownOutcome(o, m)), tables)
+    }
 
-        // Report.
+    static func report(
+        _ s: Scenario, _ o: RunOptions, _ k: KernelState, _ backing: BackingFile, _ place: Placement,
+        _ m: Measurements, _ model: ModelResult, _ verdict: Verdict, _ tables: RunReport.Tables?,
+        pmdSharing: KernelFacts.PMDSharing?, thp: String?
+    ) -> RunReport {
         let w = Int64(s.workers)
+        let rawDelta = delta(m.mapped, m.base)
+        let controlDelta = delta(m.control, m.base)
+        let attributed = rawDelta - controlDelta
+        let leak = teardownOutcome(o, m)
         let measured = RunReport.Measured(
             pageTablesDeltaBytes: rawDelta,
             controlPageTablesDeltaBytes: controlDelta,
             attributedPageTableBytes: attributed,
             attributedPerWorkerBytes: attributed / w,
             controlPerWorkerBytes: controlDelta / w,
-            driverVmpteBytes: .init(base: driverBase, control: driverControl, mapped: driverMapped),
-            vmpteSumBytes: vmpteMapped, vmpteControlSumBytes: vmpteControl,
-            vmpteAttributedBytes: vmpteMapped - vmpteControl,
-            mappingAddress: hex(mapAddress), distinctMappingAddresses: addresses.count,
-            meminfo: .init(base: .init(base.meminfo), control: .init(control.meminfo), mapped: .init(mapped.meminfo)),
-            sampling: .init(base: .init(base), control: .init(control), mapped: .init(mapped)),
-            numaNodes: nodes.indices.map { i in
-                let b = nodesBase[i] ?? nil
-                let c = nodesControl[i] ?? nil
-                let m = nodesMapped[i] ?? nil
+            driverVmpteBytes: .init(
+                base: m.base.driverVmPTE, control: m.control.driverVmPTE, mapped: m.mapped.driverVmPTE,
+                afterTeardown: m.afterTeardown.driverVmPTE),
+            vmpteSumBytes: m.vmpteMapped, vmpteControlSumBytes: m.vmpteControl,
+            vmpteAttributedBytes: m.vmpteMapped - m.vmpteControl,
+            mappingAddress: hex(m.mapAddress), distinctMappingAddresses: m.addresses.count,
+            meminfo: .init(
+                base: .init(m.base.sample.meminfo), control: .init(m.control.sample.meminfo),
+                mapped: .init(m.mapped.sample.meminfo), afterTeardown: .init(m.afterTeardown.sample.meminfo)),
+            sampling: .init(
+                base: .init(m.base.sample), control: .init(m.control.sample), mapped: .init(m.mapped.sample),
+                afterTeardown: .init(m.afterTeardown.sample)),
+            numaNodes: m.nodes.indices.map { i in
+                let b = m.base.nodes[i]
+                let c = m.control.nodes[i]
+                let n = m.mapped.nodes[i]
                 return RunReport.NodeReport(
-                    node: nodes[i], pageTables: .init(base: b, control: c, mapped: m),
-                    attributedBytes: (m != nil && c != nil) ? Int64(m!) - Int64(c!) : nil)
+                    node: m.nodes[i], pageTables: .init(base: b, control: c, mapped: n),
+                    attributedBytes: (n != nil && c != nil) ? Int64(n!) - Int64(c!) : nil)
             },
-            smaps: smaps)
+            smaps: m.smaps,
+            teardownLeakBytes: leak.leakBytes, teardownNoiseBytes: o.teardownNoiseBytes)
+        let pmdMapped = (m.smaps?.range["ShmemPmdMapped"] ?? 0) + (m.smaps?.range["FilePmdMapped"] ?? 0)
         let seconds = { (a: UInt64, b: UInt64) in Double(b - a) / 1e9 }
+        let t = m.times
         return RunReport(
             tool: .init(version: PTShareVersion.string),
-            kernel: .init(release: release, machine: machine, hugetlbPmdSharing: pmdSharing, shmemThp: thp),
+            kernel: .init(release: k.release, machine: k.machine, hugetlbPmdSharing: pmdSharing, shmemThp: thp),
             scenario: .init(
                 backing: s.backing.rawValue, object: backing.name, sizeBytes: s.size, workers: s.workers,
                 share: s.share.rawValue, touch: s.touch.rawValue, address: s.address.description,
-                mapSharedPtValue: hex(UInt64(s.mapSharedPTValue)), mmapFlags: hex(UInt64(UInt32(bitPattern: flags))),
+                mapSharedPtValue: hex(UInt64(s.mapSharedPTValue)),
+                mmapFlags: hex(UInt64(UInt32(bitPattern: place.flags))),
                 leafPageSizeBytes: backing.leafSize, tolerance: s.tolerance),
             measured: measured,
             model: .init(
                 expectedPageTableBytes: model.expectedPageTableBytes,
                 unsharedPageTableBytes: model.unsharedPageTableBytes,
                 perWorkerBytes: model.perWorkerBytes, sharedBytes: model.sharedBytes, levels: model.levels,
-                reason: model.reason, occupiedRanges: occupied.count, pmdMappedBytes: pmdMapped),
+                reason: model.reason, occupiedRanges: m.occupied.count, pmdMappedBytes: pmdMapped),
             timings: .init(
-                spawnSeconds: seconds(t0, t1), mapTouchSeconds: seconds(t2, t3),
-                readySeconds: seconds(t0, t1) + seconds(t2, t3), measureSeconds: seconds(t3, t4),
-                teardownSeconds: seconds(t4, t5) - Double(o.holdSeconds),
-                mapNs: .init(reports.map(\.mapNanoseconds)), touchNs: .init(reports.map(\.touchNanoseconds))),
+                spawnSeconds: seconds(t.spawnStart, t.spawned), mapTouchSeconds: seconds(t.mapStart, t.mapped),
+                readySeconds: seconds(t.spawnStart, t.spawned) + seconds(t.mapStart, t.mapped),
+                measureSeconds: seconds(t.mapped, t.measured),
+                teardownSeconds: seconds(t.measured, t.reaped) - Double(o.holdSeconds),
+                mapNs: .init(m.reports.map(\.mapNanoseconds)), touchNs: .init(m.reports.map(\.touchNanoseconds))),
             verdict: verdict.status, reason: verdict.reason, allowedDeviationBytes: verdict.allowedDeviationBytes,
             tables: tables)
     }

@@ -39,6 +39,7 @@ extension Suite {
         ("sharedpt.negative.misaligned_offset", SharedPTNegative.misalignedOffset),
         ("sharedpt.negative.non_shmem", SharedPTNegative.nonShmem),
         ("sharedpt.stress", SharedPTStress.run),
+        ("sharedpt.teardown.no_leak", SharedPTTeardown.noLeak),
     ]
 
     /// The SKIP reason for a kernel without MAP_SHARED_PT; the tests quote it exactly.

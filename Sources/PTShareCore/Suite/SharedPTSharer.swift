@@ -138,11 +138,28 @@ final class Sharer {
         c.offset = offset
         c.value = value
         let bytes = withUnsafeBytes(of: &c) { Array($0) }
-        let name = Sharer.opName(op)
         do { try Sys.write(command, bytes, path: "sharer \(pid) commands") } catch {
-            if error.errno == EPIPE { throw .sharerDied(pid: pid, op: name, status: reap()) }
+            if error.errno == EPIPE { throw .sharerDied(pid: pid, op: Sharer.opName(op), status: reap()) }
             throw .system(error)
         }
+    }
+
+    /// Whether an answer (or EOF) waits on the reply channel, without waiting for one.
+    func hasAnswer() -> Bool { (try? Sys.pollReadable(reply, timeoutMs: 0)) ?? true }
+
+    /// SIGKILLs the sharer, reaps it and closes its channel; the answer to the posted command
+    /// when it had given one before the signal landed, nil when the kill came first.
+    func killPosted() -> SharerReply? {
+        guard alive, command >= 0 else { return nil }
+        _ = Glibc.kill(pid, SIGKILL)
+        _ = reap()
+        // Its end of the reply pipe died with it: the read returns the answer or EOF at once.
+        let size = MemoryLayout<ptshare_agent_reply>.size
+        var buf = [UInt8](repeating: 0, count: size)
+        let n = (try? Sys.read(reply, into: &buf, path: "sharer \(pid) replies")) ?? 0
+        kill()
+        guard n == size else { return nil }
+        return SharerReply(buf.withUnsafeBytes { $0.loadUnaligned(as: ptshare_agent_reply.self) })
     }
 
     /// Reads one reply from `fd`: EOF is the sharer's death, silence past the timeout an error.
@@ -187,24 +204,37 @@ final class Sharer {
     }
 
     /// Asks the sharer to exit and waits until it has (EOF on its replies, and reaped when ours).
-    func exit() throws(SharedPTError) {
-        var c = ptshare_agent_command()
-        c.op = PTSHARE_AGENT_EXIT.rawValue
-        let bytes = withUnsafeBytes(of: &c) { Array($0) }
-        do { try Sys.write(command, bytes, path: "sharer \(pid) commands") } catch { throw .system(error) }
+    func exit() throws(SharedPTError) { try end(PTSHARE_AGENT_EXIT) }
+
+    /// Asks the sharer to execve a program that exits 0 at once (`/bin/true`, else
+    /// `/bin/busybox true`) and waits until that program has exited: exec drops the old mm
+    /// through exec_mmap(), not through exit.
+    func exec() throws(SharedPTError) { try end(PTSHARE_AGENT_EXEC) }
+
+    /// Sends an op after which the sharer never answers unless it failed, and waits for the
+    /// end: EOF on its replies and, for our own child, a wait status of exit 0 (the agent
+    /// exits 0 without answering only on these ops; anything else is a death).
+    private func end(_ op: ptshare_agent_op) throws(SharedPTError) {
+        let name = Sharer.opName(op)
+        try send(op)
+        let r: SharerReply
         do throws(SharedPTError) {
-            _ = try answer("exit", on: reply)
+            r = try answer(name, on: reply)
         } catch {
             guard case .sharerDied = error else { throw error }
             // Judged by the wait status itself; a forked sharer's child is not ours to wait for.
             guard isChild else { return }
             guard let status = lastStatus, ptshare_wifexited(status) != 0, ptshare_wexitstatus(status) == 0 else {
                 throw .sharerDied(
-                    pid: pid, op: "exit", status: lastStatus.map { WorkerPool.describe(status: $0) } ?? "not reaped")
+                    pid: pid, op: name, status: lastStatus.map { WorkerPool.describe(status: $0) } ?? "not reaped")
             }
             return
         }
-        throw .badReport("sharer \(pid) answered an exit command")
+        if op == PTSHARE_AGENT_EXEC && r.error != 0 {
+            throw .system(
+                SystemCallError("execve", errno: r.error, value: "/bin/true and /bin/busybox true, in sharer \(pid)"))
+        }
+        throw .badReport("sharer \(pid) answered an \(name) command")
     }
 
     /// The wait status of a dead sharer this process can reap, in words; kept in `lastStatus`.
@@ -261,6 +291,7 @@ final class Sharer {
         case PTSHARE_AGENT_UFFD_REGISTER: return "userfaultfd register"
         case PTSHARE_AGENT_PIN_CPU: return "sched_setaffinity"
         case PTSHARE_AGENT_SPIN_READ: return "spin read"
+        case PTSHARE_AGENT_EXEC: return "execve"
         default: return "op \(op.rawValue)"
         }
     }

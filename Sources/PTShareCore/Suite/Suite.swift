@@ -33,6 +33,9 @@ public struct SuiteOptions: Sendable {
     public var minimumSharedPTSavings: Double = 0.95
     /// How long sharedpt.stress runs.
     public var stressSeconds: Int = 60
+    /// How far PageTables may stay above its reading before a sharedpt.* test once the test is
+    /// over (and in sharedpt.teardown.no_leak, after each scenario).
+    public var teardownNoiseBytes: Int64 = LeakCheck.settleNoiseBytes
     /// For the harness's own tests only: false runs the sharedpt.* bodies without asking the
     /// kernel (with a flag value of 0 they then map plain MAP_SHARED_VALIDATE / MAP_SHARED).
     var probesSharedPT = true
@@ -93,12 +96,50 @@ public enum Suite {
         emit(KTAP.header(count: selected.count))
         var results: [KTAPResult] = []
         for (i, t) in selected.enumerated() {
-            let r = t.run(o)
+            let r = t.name.hasPrefix("sharedpt.") ? withTeardownCheck(t.name, o) { t.run(o) } : t.run(o)
             results.append(r)
             emit(KTAP.result(r, number: i + 1))
         }
         emit(KTAP.totals(results))
         return results
+    }
+
+    /// A sharedpt.* test between two settled PageTables readings: a kernel that leaks a shared
+    /// table passes every check inside the test, and only PageTables afterwards shows it. Where
+    /// the kernel refuses the flag the test runs nothing, so nothing is measured.
+    static func withTeardownCheck(_ name: String, _ o: SuiteOptions, _ body: () -> KTAPResult) -> KTAPResult {
+        if needsSharedPT(name, o) != nil { return body() }
+        let before: LeakCheck.Reading
+        do { before = try LeakCheck.read() } catch {
+            return KTAPResult(
+                name: name, status: .fail, diagnostics: ["\(name): PageTables before the test: \(error)"])
+        }
+        let r = body()
+        do {
+            return teardownVerdict(r, LeakCheck.judge(before, try LeakCheck.read(), noise: o.teardownNoiseBytes))
+        } catch {
+            return teardownVerdict(r, nil, error: "\(error)")
+        }
+    }
+
+    /// Pure: a test's result with the teardown's outcome folded in. A leak (or a reading that
+    /// could not be taken) turns any result into FAIL with the line saying why; a reading
+    /// that did not settle is noted and leaves the result as it was.
+    static func teardownVerdict(_ r: KTAPResult, _ outcome: LeakCheck.Outcome?, error: String? = nil) -> KTAPResult {
+        var out = r
+        guard let outcome else {
+            out.diagnostics.append("\(r.name): PageTables after the test: \(error ?? "not read") -- FAILED")
+            out.status = .fail
+            return out
+        }
+        switch outcome.status {
+        case .fail:
+            out.diagnostics.append("\(r.name): teardown: \(outcome.line) -- FAILED")
+            out.status = .fail
+        case .pass, .skip:
+            out.diagnostics.append("\(r.name): teardown: \(outcome.line)")
+        }
+        return out
     }
 
     // MARK: - Tests
