@@ -152,12 +152,7 @@ public enum Suite {
     static func controlOverhead(_ o: SuiteOptions) -> KTAPResult {
         let name = "control.overhead"
         let s = Scenario(backing: .memfd, size: o.memfdSize, workers: o.workers, touch: .none, tolerance: o.tolerance)
-        return verdictTest(name, o, s, tables: .off) { r in
-            let per = r.measured.controlPerWorkerBytes
-            let line =
-                "\(name): harness page tables per worker \(ByteSize.human(per)), bound \(ByteSize.human(o.controlBoundBytes))"
-            return per <= o.controlBoundBytes ? .pass(line) : .fail(line)
-        }
+        return verdictTest(name, o, s, tables: .off) { r in controlOverheadLine(name, o, r) }
     }
 
     /// N workers × the hugetlb size on a 2 MiB hugetlbfs at one 1 GiB-aligned address (same file
@@ -238,7 +233,6 @@ public enum Suite {
         }
         var skewed = aligned
         skewed.address = .sameSkewed(page)
-        var diag: [String] = []
         let a: RunReport
         let u: RunReport
         do {
@@ -248,22 +242,7 @@ public enum Suite {
             return KTAPResult(name: name, status: .fail, diagnostics: ["\(name): run failed: \(error)"])
         }
         let unsaved = [save(u, o, "\(name).skewed.json"), save(a, o, "\(name).json")].compactMap { $0 }
-        diag += unsaved
-        diag.append("\(name): 1 GiB-aligned: \(a.verdict.rawValue): \(a.reason)")
-        diag.append("\(name): skewed by 2 MiB (no whole 1 GiB span): \(u.verdict.rawValue): \(u.reason)")
-        let shared = a.model.level("pmd")?.sharedPages ?? 0
-        let savings = Savings(
-            baseline: u.measured.attributedPageTableBytes, measured: a.measured.attributedPageTableBytes)
-        let pct = savings.fraction.map { formatFixed($0 * 100, decimals: 1) + " %" } ?? "n/a"
-        diag.append(
-            "\(name): PageTables for the mapping: aligned \(ByteSize.human(a.measured.attributedPageTableBytes)), "
-                + "skewed \(ByteSize.human(u.measured.attributedPageTableBytes)); savings \(pct) "
-                + "(required \(formatFixed(o.minimumHugetlbSavings * 100, decimals: 0)) %); "
-                + "PMD tables shared by the model: \(shared)")
-        let ok =
-            a.verdict == .pass && u.verdict == .pass && shared >= 1 && unsaved.isEmpty
-            && (savings.fraction ?? 0) >= o.minimumHugetlbSavings
-        return KTAPResult(name: name, status: ok ? .pass : .fail, diagnostics: diag)
+        return judgeHugetlbPMDShare(name, o, aligned: a, skewed: u, unsaved: unsaved)
     }
 
     static func tablesMemfd(_ o: SuiteOptions) -> KTAPResult {
@@ -282,17 +261,7 @@ public enum Suite {
         case .success(let a): s = a
         case .failure(let box): return box.result
         }
-        return verdictTest(name, o, s, tables: .on) { r in
-            guard let t = r.tables else { return .fail("\(name): no table census in the report") }
-            let shared = r.model.level("pmd")?.sharedPages ?? 0
-            let leaves = Int(o.hugetlbSize / Geometry.pmdSize) * o.workers
-            let line =
-                "\(name): \(t.distinctPmdTables) distinct PMD tables for \(o.workers) workers (model "
-                + "\(t.expectedDistinctPmdTables), \(shared) shared), \(t.distinctPteTables) PTE tables, "
-                + "\(t.pmdLeafSteps) PMD-leaf steps (expected \(leaves))"
-            let ok = t.matchesModel && shared >= 1 && t.distinctPteTables == 0 && t.pmdLeafSteps == leaves
-            return ok ? .pass(line) : .fail(line)
-        }
+        return verdictTest(name, o, s, tables: .on) { r in hugetlbTablesLine(name, o, r) }
     }
 
     static func tablesLine(_ name: String, _ r: RunReport) -> Extra {
@@ -510,12 +479,13 @@ public enum Suite {
         init(_ r: KTAPResult) { result = r }
     }
 
-    enum Extra {
+    enum Extra: Equatable {
         case pass(String)
         case fail(String)
     }
 
-    /// One run; passes when its verdict passes and `extra` (if any) agrees.
+    /// One run, saved, then judged by `judgeVerdict`: passes when its verdict passes and
+    /// `extra` (if any) agrees.
     static func verdictTest(
         _ name: String, _ o: SuiteOptions, _ s: Scenario, tables: TablesMode = .auto, extra: (RunReport) -> Extra?
     ) -> KTAPResult {
@@ -523,24 +493,7 @@ public enum Suite {
         do { r = try Runner.run(RunOptions(scenario: s, tables: tables)) } catch {
             return KTAPResult(name: name, status: .fail, diagnostics: ["\(name): run failed: \(error)"])
         }
-        let saved = save(r, o, "\(name).json")
-        var diag = [
-            "\(name): \(s.backing.rawValue) \(ByteSize(s.size)) × \(s.workers), touch \(s.touch.rawValue): "
-                + "\(r.verdict.rawValue): \(r.reason)"
-        ]
-        if let saved { diag.append(saved) }
-        if r.verdict == .skip && saved == nil {
-            return KTAPResult(name: name, status: .skip(r.reason), diagnostics: diag)
-        }
-        var ok = r.verdict == .pass && saved == nil
-        switch extra(r) {
-        case .pass(let line)?: diag.append(line)
-        case .fail(let line)?:
-            diag.append(line)
-            ok = false
-        case nil: break
-        }
-        return KTAPResult(name: name, status: ok ? .pass : .fail, diagnostics: diag)
+        return judgeVerdict(name, s, r, unsaved: save(r, o, "\(name).json"), extra: extra)
     }
 
     /// Writes a scenario's JSON; nil, or why it could not (which fails the test: the results
