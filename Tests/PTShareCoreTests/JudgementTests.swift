@@ -526,6 +526,32 @@ private func failedLines(_ r: KTAPResult) -> [String] { r.diagnostics.filter { $
     }
 }
 
+@Suite struct SharedPTProbeInjectionTests {
+    func options(_ probe: @escaping @Sendable (UInt32) throws(RunError) -> KernelFacts.SharedPT) -> SuiteOptions {
+        var o = SuiteOptions(outDirectory: "/results")
+        o.sharedPTProbe = probe
+        return o
+    }
+
+    @Test func aSupportedAnswerRunsTheTest() {
+        let o = options { v in .init(value: hex(UInt64(v)), supported: true, errno: nil, detail: "ok") }
+        #expect(Suite.needsSharedPT("sharedpt.stress", o) == nil)
+    }
+
+    @Test func aRefusalSkipsWithTheReason() {
+        let o = options { v in .init(value: hex(UInt64(v)), supported: false, errno: "EOPNOTSUPP", detail: "refused") }
+        let r = Suite.needsSharedPT("sharedpt.stress", o)
+        #expect(r?.status == .skip("MAP_SHARED_PT not supported by kernel \(Suite.release()): EOPNOTSUPP"))
+    }
+
+    @Test func aProbeThatCannotRunFails() {
+        let o = options { _ throws(RunError) in throw .preflight("no memfd") }
+        let r = Suite.needsSharedPT("sharedpt.stress", o)
+        #expect(r?.status == .fail)
+        #expect(r?.diagnostics.first?.hasPrefix("sharedpt.stress: MAP_SHARED_PT probe failed: ") == true)
+    }
+}
+
 extension Suite.Extra {
     var isFail: Bool {
         if case .fail = self { return true }

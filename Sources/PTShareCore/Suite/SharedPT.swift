@@ -52,11 +52,11 @@ extension Suite {
         return KTAPResult(name: name, status: .skip(why))
     }
 
-    /// Probes the running kernel, then `sharedPTGate`. A probe that cannot run fails the test.
+    /// Asks `o.sharedPTProbe` (the running kernel), then `sharedPTGate`. A probe that cannot run
+    /// fails the test.
     static func needsSharedPT(_ name: String, _ o: SuiteOptions) -> KTAPResult? {
-        guard o.probesSharedPT else { return nil }
         let probe: KernelFacts.SharedPT
-        do { probe = try KernelProbe.mapSharedPT(value: o.mapSharedPTValue) } catch {
+        do { probe = try o.sharedPTProbe(o.mapSharedPTValue) } catch {
             return KTAPResult(name: name, status: .fail, diagnostics: ["\(name): MAP_SHARED_PT probe failed: \(error)"])
         }
         return sharedPTGate(

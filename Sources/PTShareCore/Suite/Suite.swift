@@ -33,9 +33,12 @@ public struct SuiteOptions: Sendable {
     public var minimumSharedPTSavings: Double = 0.95
     /// How long sharedpt.stress runs.
     public var stressSeconds: Int = 60
-    /// For the harness's own tests only: false runs the sharedpt.* bodies without asking the
-    /// kernel (with a flag value of 0 they then map plain MAP_SHARED_VALIDATE / MAP_SHARED).
-    var probesSharedPT = true
+    /// How the sharedpt.* tests ask the kernel whether it takes the flag value. The harness's
+    /// own tests put a stand-in here that answers yes, so that with a flag value of 0 the
+    /// bodies run on plain MAP_SHARED_VALIDATE / MAP_SHARED mappings.
+    var sharedPTProbe: @Sendable (_ value: UInt32) throws(RunError) -> KernelFacts.SharedPT = {
+        v throws(RunError) in try KernelProbe.mapSharedPT(value: v)
+    }
 
     public init(
         workers: Int = 200, memfdSize: UInt64 = 64 << 20, hugetlbSize: UInt64 = 1 << 30, tolerance: Double = 0.10,
