@@ -552,6 +552,73 @@ private func failedLines(_ r: KTAPResult) -> [String] { r.diagnostics.filter { $
     }
 }
 
+@Suite struct ProbeJudgementTests {
+    let name = "probe.map_shared_pt"
+    let taken = KernelFacts.SharedPT(
+        value: "0x200000", supported: true, errno: nil, detail: "mmap(MAP_SHARED_VALIDATE | 0x200000) succeeded")
+    let refused = KernelFacts.SharedPT(
+        value: "0x200000", supported: false, errno: "EOPNOTSUPP", detail: "failed with EOPNOTSUPP")
+    let refusal = "MAP_SHARED_PT 0x200000 refused by kernel 6.12.117: EOPNOTSUPP"
+
+    func judge(
+        _ expectation: SuiteOptions.Expectation, _ probe: KernelFacts.SharedPT, _ run: Suite.ProbeRun
+    ) -> KTAPResult {
+        Suite.judgeProbe(name, expectation: expectation, release: "6.12.117", probe: probe) { run }
+    }
+
+    @Test func passesWhenTheFlagIsTakenAndTheRunPasses() {
+        let r = judge(.supported, taken, .completed(report(share: .pt, reason: "measured ok"), unsaved: nil))
+        #expect(
+            r
+                == KTAPResult(
+                    name: name, status: .pass,
+                    diagnostics: [
+                        "\(name): kernel 6.12.117: MAP_SHARED_PT 0x200000 supported: mmap(MAP_SHARED_VALIDATE | 0x200000) succeeded",
+                        "\(name): run --share pt: pass: measured ok",
+                    ]))
+    }
+
+    @Test func passesWhenARefusedFlagIsRefusedByTheRunToo() {
+        for e in [SuiteOptions.Expectation.auto, .unsupported] {
+            let r = judge(e, refused, .refused(refusal))
+            #expect(r.status == .pass)
+            #expect(r.diagnostics.last == "\(name): run --share pt refused cleanly: \(refusal)")
+        }
+    }
+
+    @Test func failsAgainstTheExpectationWithoutRunning() {
+        var ran = false
+        let r = Suite.judgeProbe(name, expectation: .supported, release: "6.12.117", probe: refused) {
+            ran = true
+            return .failed("not reached")
+        }
+        #expect(r.status == .fail)
+        #expect(r.diagnostics.last == "\(name): expected supported")
+        #expect(!ran)
+        #expect(judge(.unsupported, taken, .refused(refusal)).diagnostics.last == "\(name): expected unsupported")
+    }
+
+    @Test func failsWhenTheRunDisagreesWithTheProbe() {
+        // Taken by the probe, refused by the run.
+        #expect(judge(.auto, taken, .refused(refusal)).status == .fail)
+        // Refused by the probe, yet a run with it completed (and even passed).
+        let r = judge(.auto, refused, .completed(report(share: .pt), unsaved: nil))
+        #expect(r.status == .fail)
+        #expect(r.diagnostics.last == "\(name): the kernel refused the flag in probe but a run with it completed")
+    }
+
+    @Test func failsWhenTheRunFailsOrIsNotSaved() {
+        #expect(judge(.auto, taken, .completed(report(share: .pt, verdict: .fail), unsaved: nil)).status == .fail)
+        #expect(judge(.auto, taken, .completed(report(share: .pt, verdict: .skip), unsaved: nil)).status == .fail)
+        let unsaved = judge(.auto, taken, .completed(report(share: .pt), unsaved: "could not write x"))
+        #expect(unsaved.status == .fail)
+        #expect(unsaved.diagnostics.last == "could not write x")
+        let failed = judge(.auto, taken, .failed("fork: EAGAIN"))
+        #expect(failed.status == .fail)
+        #expect(failed.diagnostics.last == "\(name): run --share pt failed: fork: EAGAIN")
+    }
+}
+
 extension Suite.Extra {
     var isFail: Bool {
         if case .fail = self { return true }

@@ -2,6 +2,49 @@
 /// the options and returns the KTAP result (or the extra check line), so that every pass, fail
 /// and skip of a measurement test can be reached from synthetic reports in a unit test.
 extension Suite {
+    /// What `run --share pt` came to in probe.map_shared_pt.
+    enum ProbeRun {
+        case completed(RunReport, unsaved: String?)
+        /// The run's own preflight refused the flag (RunError.sharedPTUnsupported), described.
+        case refused(String)
+        case failed(String)
+    }
+
+    /// probe.map_shared_pt: the probe agrees with `--expect-map-shared-pt`; then `run` (called
+    /// only then) agrees with the probe: within tolerance and saved where the flag is taken,
+    /// refused cleanly where it is not.
+    static func judgeProbe(
+        _ name: String, expectation: SuiteOptions.Expectation, release: String, probe: KernelFacts.SharedPT,
+        run: () -> ProbeRun
+    ) -> KTAPResult {
+        var diag = [
+            "\(name): kernel \(release): MAP_SHARED_PT \(probe.value) "
+                + "\(probe.supported ? "supported" : "not supported"): \(probe.detail)"
+        ]
+        switch (expectation, probe.supported) {
+        case (.supported, false), (.unsupported, true):
+            diag.append("\(name): expected \(expectation.rawValue)")
+            return KTAPResult(name: name, status: .fail, diagnostics: diag)
+        default: break
+        }
+        switch run() {
+        case .completed(let r, let unsaved):
+            diag.append("\(name): run --share pt: \(r.verdict.rawValue): \(r.reason)")
+            if let unsaved { diag.append(unsaved) }
+            let ok = probe.supported && r.verdict == .pass && unsaved == nil
+            if !probe.supported {
+                diag.append("\(name): the kernel refused the flag in probe but a run with it completed")
+            }
+            return KTAPResult(name: name, status: ok ? .pass : .fail, diagnostics: diag)
+        case .refused(let why):
+            diag.append("\(name): run --share pt refused cleanly: \(why)")
+            return KTAPResult(name: name, status: probe.supported ? .fail : .pass, diagnostics: diag)
+        case .failed(let why):
+            diag.append("\(name): run --share pt failed: \(why)")
+            return KTAPResult(name: name, status: .fail, diagnostics: diag)
+        }
+    }
+
     /// One run judged on its verdict, the saved JSON and `extra` (if any). A skipped run stays a
     /// SKIP only when its report was saved: the results folder must hold what the KTAP says ran.
     static func judgeVerdict(

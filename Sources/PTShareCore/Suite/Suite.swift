@@ -112,36 +112,18 @@ public enum Suite {
         do { probe = try KernelProbe.mapSharedPT(value: o.mapSharedPTValue) } catch {
             return KTAPResult(name: name, status: .fail, diagnostics: ["probe failed: \(error)"])
         }
-        var diag = [
-            "\(name): kernel \(release()): MAP_SHARED_PT \(probe.value) "
-                + "\(probe.supported ? "supported" : "not supported"): \(probe.detail)"
-        ]
-        switch (o.expectSharedPT, probe.supported) {
-        case (.supported, false), (.unsupported, true):
-            diag.append("\(name): expected \(o.expectSharedPT.rawValue)")
-            return KTAPResult(name: name, status: .fail, diagnostics: diag)
-        default: break
-        }
-        let s = Scenario(
-            backing: .memfd, size: 4 << 20, workers: 2, share: .pt, touch: .populate, address: .same,
-            mapSharedPTValue: o.mapSharedPTValue, tolerance: o.tolerance)
-        do {
-            let r = try Runner.run(RunOptions(scenario: s, smapsWorkers: 2))
-            let saved = save(r, o, "\(name).json")
-            diag.append("\(name): run --share pt: \(r.verdict.rawValue): \(r.reason)")
-            if let saved { diag.append(saved) }
-            let ok = probe.supported && r.verdict == .pass && saved == nil
-            if !probe.supported {
-                diag.append("\(name): the kernel refused the flag in probe but a run with it completed")
+        return judgeProbe(name, expectation: o.expectSharedPT, release: release(), probe: probe) {
+            let s = Scenario(
+                backing: .memfd, size: 4 << 20, workers: 2, share: .pt, touch: .populate, address: .same,
+                mapSharedPTValue: o.mapSharedPTValue, tolerance: o.tolerance)
+            do {
+                let r = try Runner.run(RunOptions(scenario: s, smapsWorkers: 2))
+                return .completed(r, unsaved: save(r, o, "\(name).json"))
+            } catch let RunError.sharedPTUnsupported(value, errno, release) {
+                return .refused("\(RunError.sharedPTUnsupported(value: value, errno: errno, release: release))")
+            } catch {
+                return .failed("\(error)")
             }
-            return KTAPResult(name: name, status: ok ? .pass : .fail, diagnostics: diag)
-        } catch let RunError.sharedPTUnsupported(value, errno, release) {
-            let e = RunError.sharedPTUnsupported(value: value, errno: errno, release: release)
-            diag.append("\(name): run --share pt refused cleanly: \(e)")
-            return KTAPResult(name: name, status: probe.supported ? .fail : .pass, diagnostics: diag)
-        } catch {
-            diag.append("\(name): run --share pt failed: \(error)")
-            return KTAPResult(name: name, status: .fail, diagnostics: diag)
         }
     }
 
