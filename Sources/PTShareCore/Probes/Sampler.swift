@@ -32,22 +32,40 @@ public enum Sampler {
             let pt: UInt64
             do { pt = try last.require("PageTables") } catch { throw .parse(error) }
             samples.append(pt)
-            let tail = samples.suffix(window)
             let elapsed = Int((Sys.monotonicNanoseconds() - start) / 1_000_000)
-            let spread = (tail.max() ?? 0) - (tail.min() ?? 0)
-            if tail.count == window && spread == 0 {
+            switch decide(samples, window: window, elapsedMs: elapsed, limitMs: limitMs) {
+            case .settled:
                 return StableSample(
                     meminfo: last, pageTablesSamples: samples, stable: true, spreadBytes: 0, milliseconds: elapsed,
                     statRefresh: refreshed)
-            }
-            if elapsed >= limitMs {
+            case .gaveUp(let spread):
                 return StableSample(
                     meminfo: last, pageTablesSamples: samples, stable: false, spreadBytes: spread,
                     milliseconds: elapsed,
                     statRefresh: refreshed)
+            case .sampleAgain: break
             }
             if Sys.stopSignal != 0 { throw .interrupted(signal: Sys.stopSignal) }
             Sys.sleep(milliseconds: intervalMs)
         }
+    }
+
+    /// What the readings so far (oldest first) say after `elapsedMs`.
+    public enum Decision: Sendable, Equatable {
+        /// The last `window` readings are equal.
+        case settled
+        /// The time limit passed first; `spread` is max − min of the last `window` readings.
+        case gaveUp(spread: UInt64)
+        case sampleAgain
+    }
+
+    /// The settle rule, apart from the reading: `window` equal readings in a row settle, even
+    /// at the time limit; past the limit without them the sampler gives up.
+    public static func decide(_ samples: [UInt64], window: Int, elapsedMs: Int, limitMs: Int) -> Decision {
+        let tail = samples.suffix(window)
+        let spread = (tail.max() ?? 0) - (tail.min() ?? 0)
+        if tail.count == window && spread == 0 { return .settled }
+        if elapsedMs >= limitMs { return .gaveUp(spread: spread) }
+        return .sampleAgain
     }
 }

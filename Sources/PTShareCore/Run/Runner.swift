@@ -361,21 +361,7 @@ public enum Runner {
                 expectedDistinctPteTables: expect("pte"), expectedDistinctPmdTables: expect("pmd"),
                 pmdLeafSteps: c.pmdLeaves, pudLeafSteps: c.pudLeaves, queryMilliseconds: c.milliseconds)
             tables = t
-            let line =
-                "tables: \(t.distinctPteTables) distinct PTE tables (model \(t.expectedDistinctPteTables)), "
-                + "\(t.distinctPmdTables) distinct PMD tables (model \(t.expectedDistinctPmdTables))"
-            if !s.touch.faultsIn {
-                // Nothing faulted in: what the module sees is other mappings' tables, which the
-                // model only estimates from smaps. Reported, not judged.
-                verdict.reason += "; " + line + " (not judged: nothing faulted in)"
-            } else if !t.matchesModel && verdict.status != .fail {
-                // Table identity is exact: a mismatch fails even a run whose totals never settled.
-                verdict = Verdict(
-                    status: .fail, reason: verdict.reason + "; " + line,
-                    allowedDeviationBytes: verdict.allowedDeviationBytes)
-            } else {
-                verdict.reason += "; " + line
-            }
+            verdict = verdict.judgingTables(t, faultedIn: s.touch.faultsIn)
         }
         if let note = k.tablesNote { verdict.reason += "; " + note }
         if s.backing == .hugetlbfs, let p = pmdSharing, p.enabled == nil,

@@ -63,11 +63,11 @@ extension Suite {
         return KTAPResult(name: name, status: .skip(why))
     }
 
-    /// Probes the running kernel, then `sharedPTGate`. A probe that cannot run fails the test.
+    /// Asks `o.sharedPTProbe` (the running kernel), then `sharedPTGate`. A probe that cannot run
+    /// fails the test.
     static func needsSharedPT(_ name: String, _ o: SuiteOptions) -> KTAPResult? {
-        guard o.probesSharedPT else { return nil }
         let probe: KernelFacts.SharedPT
-        do { probe = try KernelProbe.mapSharedPT(value: o.mapSharedPTValue) } catch {
+        do { probe = try o.sharedPTProbe(o.mapSharedPTValue) } catch {
             return KTAPResult(name: name, status: .fail, diagnostics: ["\(name): MAP_SHARED_PT probe failed: \(error)"])
         }
         return sharedPTGate(
@@ -92,10 +92,7 @@ extension Suite {
         sharedPTSavings("sharedpt.tmpfs.savings", o, sharedPTScenario(.tmpfs, o))
     }
 
-    /// The unshared baseline, then the shared run (both saved): the shared run within tolerance
-    /// of the model, the model sharing every whole 2 MiB chunk, savings at least the minimum,
-    /// smaps showing the `sp` flag and every page resident, and VmPTE counting each shared
-    /// table in every sharer.
+    /// The unshared baseline, then the shared run (both saved), judged by `judgeSharedPTSavings`.
     static func sharedPTSavings(_ name: String, _ o: SuiteOptions, _ s: Scenario) -> KTAPResult {
         if let r = needsSharedPT(name, o) { return r }
         let b: RunReport
@@ -106,47 +103,10 @@ extension Suite {
         } catch {
             return KTAPResult(name: name, status: .fail, diagnostics: ["\(name): run failed: \(error)"])
         }
-        let r = Runner.withBaseline(shared, baseline: b)
-        var diag = [save(b, o, "\(name).baseline.json"), save(r, o, "\(name).json")].compactMap { $0 }
-        var ok = diag.isEmpty
-        let label = "\(s.backing.rawValue) \(ByteSize(s.size)) × \(s.workers)"
-        diag.append("\(name): \(label), share none (baseline): \(b.verdict.rawValue): \(b.reason)")
-        diag.append("\(name): \(label), share pt: \(shared.verdict.rawValue): \(shared.reason)")
-        if r.verdict == .skip {
-            return KTAPResult(name: name, status: ok ? .skip(r.reason) : .fail, diagnostics: diag)
-        }
-        let pte = r.model.level("pte")
-        let chunks = Int(s.size / Geometry.pmdSize)
-        let fraction = r.savings?.fraction ?? 0
-        let pct = r.savings?.fraction.map { formatFixed($0 * 100, decimals: 1) + " %" } ?? "n/a"
-        let savingsOK = fraction >= o.minimumSharedPTSavings
-        diag.append(
-            "\(name): PageTables for the mapping: shared \(ByteSize.human(r.measured.attributedPageTableBytes)), "
-                + "unshared \(ByteSize.human(b.measured.attributedPageTableBytes)); savings \(pct) (required "
-                + "\(formatFixed(o.minimumSharedPTSavings * 100, decimals: 0)) %); PTE tables shared by the model: "
-                + "\(pte?.sharedPages ?? 0) of \(chunks)" + (savingsOK ? "" : " -- FAILED"))
-        ok = ok && r.verdict == .pass && savingsOK && (pte?.sharedPages ?? 0) == chunks
-        // Per process, every table its page tables point to counts, shared or not.
-        let vmpte = r.measured.vmpteAttributedBytes
-        let unshared = r.model.unsharedPageTableBytes
-        let vmpteOK = Double(abs(vmpte - unshared)) <= o.tolerance * Double(max(unshared, 1))
-        diag.append(
-            "\(name): VmPTE sum \(ByteSize.human(vmpte)) vs the unshared model \(ByteSize.human(unshared)) "
-                + "(each sharer counts the shared tables)" + (vmpteOK ? "" : " -- FAILED"))
-        ok = ok && vmpteOK
-        if let sm = r.measured.smaps {
-            let sp = sm.vmFlags.contains("sp")
-            let rss = sm.range["Rss"] ?? 0
-            diag.append(
-                "\(name): smaps of the range: VmFlags \(sm.vmFlags.joined(separator: " ")) "
-                    + (sp ? "(has sp)" : "(no sp -- FAILED)") + ", Rss \(ByteSize(rss)) of \(ByteSize(s.size))"
-                    + (rss == s.size ? "" : " -- FAILED"))
-            ok = ok && sp && rss == s.size
-        } else {
-            diag.append("\(name): no smaps sample in the report -- FAILED")
-            ok = false
-        }
-        return KTAPResult(name: name, status: ok ? .pass : .fail, diagnostics: diag)
+        let unsaved = [
+            save(b, o, "\(name).baseline.json"), save(Runner.withBaseline(shared, baseline: b), o, "\(name).json"),
+        ].compactMap { $0 }
+        return judgeSharedPTSavings(name, o, s, baseline: b, shared: shared, unsaved: unsaved)
     }
 
     static func sharedPTMemfdTables(_ o: SuiteOptions) -> KTAPResult {
@@ -154,21 +114,7 @@ extension Suite {
         // Unsupported first: under --expect-map-shared-pt supported that fails, module or not.
         if let r = needsSharedPT(name, o) { return r }
         if let r = needsProbeModule(name, o) { return r }
-        let s = sharedPTScenario(.memfd, o)
-        let chunks = Int(s.size / Geometry.pmdSize)
-        return verdictTest(name, o, s, tables: .on) { r in
-            guard let t = r.tables else { return .fail("\(name): no table census in the report") }
-            let pte = r.model.level("pte")
-            let line =
-                "\(name): \(t.distinctPteTables) distinct PTE tables for \(o.workers) workers (model "
-                + "\(t.expectedDistinctPteTables), \(pte?.sharedPages ?? 0) shared of \(chunks) chunks), "
-                + "\(t.distinctPmdTables) distinct PMD tables (model \(t.expectedDistinctPmdTables)); "
-                + "query took \(t.queryMilliseconds) ms"
-            let ok =
-                t.matchesModel && (pte?.sharedPages ?? 0) == chunks
-                && t.distinctPteTables == t.expectedDistinctPteTables
-            return ok ? .pass(line) : .fail(line)
-        }
+        return verdictTest(name, o, sharedPTScenario(.memfd, o), tables: .on) { r in sharedPTTablesLine(name, o, r) }
     }
 }
 

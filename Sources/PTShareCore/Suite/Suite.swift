@@ -36,9 +36,12 @@ public struct SuiteOptions: Sendable {
     /// How far PageTables may stay above its reading before a sharedpt.* test once the test is
     /// over (and in sharedpt.teardown.no_leak, after each scenario).
     public var teardownNoiseBytes: Int64 = LeakCheck.settleNoiseBytes
-    /// For the harness's own tests only: false runs the sharedpt.* bodies without asking the
-    /// kernel (with a flag value of 0 they then map plain MAP_SHARED_VALIDATE / MAP_SHARED).
-    var probesSharedPT = true
+    /// How the sharedpt.* tests ask the kernel whether it takes the flag value. The harness's
+    /// own tests put a stand-in here that answers yes, so that with a flag value of 0 the
+    /// bodies run on plain MAP_SHARED_VALIDATE / MAP_SHARED mappings.
+    var sharedPTProbe: @Sendable (_ value: UInt32) throws(RunError) -> KernelFacts.SharedPT = {
+        v throws(RunError) in try KernelProbe.mapSharedPT(value: v)
+    }
 
     public init(
         workers: Int = 200, memfdSize: UInt64 = 64 << 20, hugetlbSize: UInt64 = 1 << 30, tolerance: Double = 0.10,
@@ -150,36 +153,18 @@ public enum Suite {
         do { probe = try KernelProbe.mapSharedPT(value: o.mapSharedPTValue) } catch {
             return KTAPResult(name: name, status: .fail, diagnostics: ["probe failed: \(error)"])
         }
-        var diag = [
-            "\(name): kernel \(release()): MAP_SHARED_PT \(probe.value) "
-                + "\(probe.supported ? "supported" : "not supported"): \(probe.detail)"
-        ]
-        switch (o.expectSharedPT, probe.supported) {
-        case (.supported, false), (.unsupported, true):
-            diag.append("\(name): expected \(o.expectSharedPT.rawValue)")
-            return KTAPResult(name: name, status: .fail, diagnostics: diag)
-        default: break
-        }
-        let s = Scenario(
-            backing: .memfd, size: 4 << 20, workers: 2, share: .pt, touch: .populate, address: .same,
-            mapSharedPTValue: o.mapSharedPTValue, tolerance: o.tolerance)
-        do {
-            let r = try Runner.run(RunOptions(scenario: s, smapsWorkers: 2))
-            let saved = save(r, o, "\(name).json")
-            diag.append("\(name): run --share pt: \(r.verdict.rawValue): \(r.reason)")
-            if let saved { diag.append(saved) }
-            let ok = probe.supported && r.verdict == .pass && saved == nil
-            if !probe.supported {
-                diag.append("\(name): the kernel refused the flag in probe but a run with it completed")
+        return judgeProbe(name, expectation: o.expectSharedPT, release: release(), probe: probe) {
+            let s = Scenario(
+                backing: .memfd, size: 4 << 20, workers: 2, share: .pt, touch: .populate, address: .same,
+                mapSharedPTValue: o.mapSharedPTValue, tolerance: o.tolerance)
+            do {
+                let r = try Runner.run(RunOptions(scenario: s, smapsWorkers: 2))
+                return .completed(r, unsaved: save(r, o, "\(name).json"))
+            } catch let RunError.sharedPTUnsupported(value, errno, release) {
+                return .refused("\(RunError.sharedPTUnsupported(value: value, errno: errno, release: release))")
+            } catch {
+                return .failed("\(error)")
             }
-            return KTAPResult(name: name, status: ok ? .pass : .fail, diagnostics: diag)
-        } catch let RunError.sharedPTUnsupported(value, errno, release) {
-            let e = RunError.sharedPTUnsupported(value: value, errno: errno, release: release)
-            diag.append("\(name): run --share pt refused cleanly: \(e)")
-            return KTAPResult(name: name, status: probe.supported ? .fail : .pass, diagnostics: diag)
-        } catch {
-            diag.append("\(name): run --share pt failed: \(error)")
-            return KTAPResult(name: name, status: .fail, diagnostics: diag)
         }
     }
 
@@ -193,12 +178,7 @@ public enum Suite {
     static func controlOverhead(_ o: SuiteOptions) -> KTAPResult {
         let name = "control.overhead"
         let s = Scenario(backing: .memfd, size: o.memfdSize, workers: o.workers, touch: .none, tolerance: o.tolerance)
-        return verdictTest(name, o, s, tables: .off) { r in
-            let per = r.measured.controlPerWorkerBytes
-            let line =
-                "\(name): harness page tables per worker \(ByteSize.human(per)), bound \(ByteSize.human(o.controlBoundBytes))"
-            return per <= o.controlBoundBytes ? .pass(line) : .fail(line)
-        }
+        return verdictTest(name, o, s, tables: .off) { r in controlOverheadLine(name, o, r) }
     }
 
     /// N workers × the hugetlb size on a 2 MiB hugetlbfs at one 1 GiB-aligned address (same file
@@ -279,7 +259,6 @@ public enum Suite {
         }
         var skewed = aligned
         skewed.address = .sameSkewed(page)
-        var diag: [String] = []
         let a: RunReport
         let u: RunReport
         do {
@@ -289,22 +268,7 @@ public enum Suite {
             return KTAPResult(name: name, status: .fail, diagnostics: ["\(name): run failed: \(error)"])
         }
         let unsaved = [save(u, o, "\(name).skewed.json"), save(a, o, "\(name).json")].compactMap { $0 }
-        diag += unsaved
-        diag.append("\(name): 1 GiB-aligned: \(a.verdict.rawValue): \(a.reason)")
-        diag.append("\(name): skewed by 2 MiB (no whole 1 GiB span): \(u.verdict.rawValue): \(u.reason)")
-        let shared = a.model.level("pmd")?.sharedPages ?? 0
-        let savings = Savings(
-            baseline: u.measured.attributedPageTableBytes, measured: a.measured.attributedPageTableBytes)
-        let pct = savings.fraction.map { formatFixed($0 * 100, decimals: 1) + " %" } ?? "n/a"
-        diag.append(
-            "\(name): PageTables for the mapping: aligned \(ByteSize.human(a.measured.attributedPageTableBytes)), "
-                + "skewed \(ByteSize.human(u.measured.attributedPageTableBytes)); savings \(pct) "
-                + "(required \(formatFixed(o.minimumHugetlbSavings * 100, decimals: 0)) %); "
-                + "PMD tables shared by the model: \(shared)")
-        let ok =
-            a.verdict == .pass && u.verdict == .pass && shared >= 1 && unsaved.isEmpty
-            && (savings.fraction ?? 0) >= o.minimumHugetlbSavings
-        return KTAPResult(name: name, status: ok ? .pass : .fail, diagnostics: diag)
+        return judgeHugetlbPMDShare(name, o, aligned: a, skewed: u, unsaved: unsaved)
     }
 
     static func tablesMemfd(_ o: SuiteOptions) -> KTAPResult {
@@ -323,17 +287,7 @@ public enum Suite {
         case .success(let a): s = a
         case .failure(let box): return box.result
         }
-        return verdictTest(name, o, s, tables: .on) { r in
-            guard let t = r.tables else { return .fail("\(name): no table census in the report") }
-            let shared = r.model.level("pmd")?.sharedPages ?? 0
-            let leaves = Int(o.hugetlbSize / Geometry.pmdSize) * o.workers
-            let line =
-                "\(name): \(t.distinctPmdTables) distinct PMD tables for \(o.workers) workers (model "
-                + "\(t.expectedDistinctPmdTables), \(shared) shared), \(t.distinctPteTables) PTE tables, "
-                + "\(t.pmdLeafSteps) PMD-leaf steps (expected \(leaves))"
-            let ok = t.matchesModel && shared >= 1 && t.distinctPteTables == 0 && t.pmdLeafSteps == leaves
-            return ok ? .pass(line) : .fail(line)
-        }
+        return verdictTest(name, o, s, tables: .on) { r in hugetlbTablesLine(name, o, r) }
     }
 
     static func tablesLine(_ name: String, _ r: RunReport) -> Extra {
@@ -551,12 +505,13 @@ public enum Suite {
         init(_ r: KTAPResult) { result = r }
     }
 
-    enum Extra {
+    enum Extra: Equatable {
         case pass(String)
         case fail(String)
     }
 
-    /// One run; passes when its verdict passes and `extra` (if any) agrees.
+    /// One run, saved, then judged by `judgeVerdict`: passes when its verdict passes and
+    /// `extra` (if any) agrees.
     static func verdictTest(
         _ name: String, _ o: SuiteOptions, _ s: Scenario, tables: TablesMode = .auto, extra: (RunReport) -> Extra?
     ) -> KTAPResult {
@@ -564,24 +519,7 @@ public enum Suite {
         do { r = try Runner.run(RunOptions(scenario: s, tables: tables)) } catch {
             return KTAPResult(name: name, status: .fail, diagnostics: ["\(name): run failed: \(error)"])
         }
-        let saved = save(r, o, "\(name).json")
-        var diag = [
-            "\(name): \(s.backing.rawValue) \(ByteSize(s.size)) × \(s.workers), touch \(s.touch.rawValue): "
-                + "\(r.verdict.rawValue): \(r.reason)"
-        ]
-        if let saved { diag.append(saved) }
-        if r.verdict == .skip && saved == nil {
-            return KTAPResult(name: name, status: .skip(r.reason), diagnostics: diag)
-        }
-        var ok = r.verdict == .pass && saved == nil
-        switch extra(r) {
-        case .pass(let line)?: diag.append(line)
-        case .fail(let line)?:
-            diag.append(line)
-            ok = false
-        case nil: break
-        }
-        return KTAPResult(name: name, status: ok ? .pass : .fail, diagnostics: diag)
+        return judgeVerdict(name, s, r, unsaved: save(r, o, "\(name).json"), extra: extra)
     }
 
     /// Writes a scenario's JSON; nil, or why it could not (which fails the test: the results

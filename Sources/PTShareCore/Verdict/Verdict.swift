@@ -43,6 +43,28 @@ public struct Verdict: Sendable, Equatable, Codable {
     }
 }
 
+extension Verdict {
+    /// The verdict once the probe module's census is in: its line added, and a census that
+    /// disagrees with the model failing the run.
+    public func judgingTables(_ t: RunReport.Tables, faultedIn: Bool) -> Verdict {
+        let line =
+            "tables: \(t.distinctPteTables) distinct PTE tables (model \(t.expectedDistinctPteTables)), "
+            + "\(t.distinctPmdTables) distinct PMD tables (model \(t.expectedDistinctPmdTables))"
+        var v = self
+        if !faultedIn {
+            // Nothing faulted in: what the module sees is other mappings' tables, which the
+            // model only estimates from smaps. Reported, not judged.
+            v.reason += "; " + line + " (not judged: nothing faulted in)"
+        } else if !t.matchesModel && status != .fail {
+            // Table identity is exact: a mismatch fails even a run whose totals never settled.
+            v = Verdict(status: .fail, reason: reason + "; " + line, allowedDeviationBytes: allowedDeviationBytes)
+        } else {
+            v.reason += "; " + line
+        }
+        return v
+    }
+}
+
 /// Savings of a run against the unshared baseline of the same scenario.
 public struct Savings: Sendable, Equatable, Codable {
     public var baselineAttributedBytes: Int64
