@@ -39,7 +39,12 @@ import Testing
                 "sharedpt.semantics.mprotect", "sharedpt.semantics.mremap", "sharedpt.semantics.madvise_dontneed",
                 "sharedpt.semantics.madvise_hugepage", "sharedpt.semantics.madvise_pageout",
                 "sharedpt.semantics.unaligned_merge", "sharedpt.semantics.partial_munmap", "sharedpt.semantics.mlock",
-                "sharedpt.negative.private", "sharedpt.negative.anonymous", "sharedpt.negative.misaligned_address",
+                "sharedpt.semantics.mlockall", "sharedpt.semantics.ro_rw_isolation",
+                "sharedpt.semantics.different_addresses", "sharedpt.semantics.offset_mismatch",
+                "sharedpt.semantics.userfaultfd", "sharedpt.semantics.madvise_collapse",
+                "sharedpt.semantics.madvise_mergeable", "sharedpt.semantics.madvise_remove",
+                "sharedpt.semantics.map_fixed", "sharedpt.semantics.stale_tlb", "sharedpt.negative.private",
+                "sharedpt.negative.anonymous", "sharedpt.negative.misaligned_address",
                 "sharedpt.negative.misaligned_length", "sharedpt.negative.misaligned_offset",
                 "sharedpt.negative.non_shmem", "sharedpt.stress", "sharedpt.teardown.no_leak",
             ])
