@@ -164,7 +164,8 @@ enum SharedPTNegative {
     /// Where to try the regular file: the results folder and the usual scratch directories,
     /// then every writable mount of a block device whose type is not one regularFile rules out
     /// anyway. In the guest only the last kind can work: / is the initramfs, /tmp tmpfs, and
-    /// the 9p results share refuses shared writable mappings.
+    /// the 9p results share (no cache) can neither resize an unlinked file (ENOENT) nor map one
+    /// shared and writable.
     static func regularFileCandidates(outDirectory: String, mounts: [MountEntry]) -> [String] {
         var dirs = [outDirectory, "/var/tmp", "/tmp", "/root"]
         for m in mounts
