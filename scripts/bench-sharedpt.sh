@@ -8,8 +8,8 @@
 #
 #   scripts/bench-sharedpt.sh [patched|patched-debug|PATH-to-bzImage] [WORKERS...]
 #
-# Default worker counts: 200 500 1000. Each case boots its own guest (no huge pages, memory
-# sized for the unshared baseline's tables). Prints a summary; every guest's output and JSON
+# Default worker counts: 200 500 1000. Each case boots its own guest (no huge pages, no pmem
+# disk, memory sized for the unshared baseline's tables). Prints a summary; every guest's output and JSON
 # report lands under $PTSHARE_OUT (default ptshare-results/bench-sharedpt-DATE).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +31,7 @@ guest() {
     shift 2
     echo "bench-sharedpt: $name: ptshare $*" >&2
     local start=$SECONDS
-    if ! "$bin" vm --kernel "$kernel" --hugepages 0 --memory "$memory" --timeout 1800 --out "$out/$name" \
+    if ! "$bin" vm --kernel "$kernel" --hugepages 0 --pmem 0 --memory "$memory" --timeout 1800 --out "$out/$name" \
         -- "$@" --json "/results/$name.json" >"$out/$name.txt" 2>&1; then
         tail -20 "$out/$name.txt" >&2
         echo "bench-sharedpt: error: $name failed; output in $out/$name.txt" >&2

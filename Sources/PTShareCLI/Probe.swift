@@ -44,6 +44,7 @@ extension PTShare {
                 "NUMA nodes:      \(facts.numaNodes.isEmpty ? "none listed" : facts.numaNodes.map(String.init).joined(separator: ", "))"
             )
             print("DAX mounts:      \(facts.daxMounts.isEmpty ? "none" : facts.daxMounts.joined(separator: ", "))")
+            print("pmem devices:    \(facts.pmemDevices.isEmpty ? "none" : facts.pmemDevices.joined(separator: ", "))")
             print("probe module:    \(facts.probeModule)")
         }
     }

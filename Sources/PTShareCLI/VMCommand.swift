@@ -36,6 +36,12 @@ extension PTShare {
         @Option(help: "2 MiB huge pages reserved at boot.")
         public var hugepages: Int = 600
 
+        @Option(
+            help:
+                "Guest RAM turned into an emulated pmem disk (/dev/pmem0), which the guest formats and mounts at /mnt/pmem; a multiple of 2M, 0 for none."
+        )
+        public var pmem: String = "64M"
+
         @Argument(parsing: .postTerminator, help: "The ptshare command to run in the guest, after --.")
         public var guestArguments: [String] = []
 
@@ -47,6 +53,12 @@ extension PTShare {
             guard cpus >= 1 && cpus <= 64 else { throw ValidationError("--cpus \(cpus): must be between 1 and 64") }
             guard timeout >= 1 else { throw ValidationError("--timeout \(timeout): must be at least 1 second") }
             guard hugepages >= 0 else { throw ValidationError("--hugepages \(hugepages): must be 0 or more") }
+            let pmemBytes: UInt64
+            do { pmemBytes = try ByteSize.parse(pmem).bytes } catch { throw ValidationError("--pmem: \(error)") }
+            // memmap= takes any size, but a 2M multiple keeps the range fit for fs-dax mappings with PMD leaves.
+            guard pmemBytes % Geometry.pmdSize == 0 else {
+                throw ValidationError("--pmem \(ByteSize(pmemBytes)): must be a multiple of 2M, or 0 for no pmem disk")
+            }
             guard !guestArguments.isEmpty else {
                 throw ValidationError("no guest command: give one after --, e.g. ptshare vm -- suite --ktap")
             }
@@ -60,7 +72,7 @@ extension PTShare {
             return VMOptions(
                 kernel: k, memoryBytes: mem, cpus: cpus, timeoutSeconds: timeout,
                 outDirectory: out ?? "ptshare-results/vm-\(timestampForPath())", accel: accel, hugepages: hugepages,
-                guestArguments: guestArguments, root: root)
+                pmemBytes: pmemBytes, guestArguments: guestArguments, root: root)
         }
 
         public mutating func validate() throws { _ = try options() }

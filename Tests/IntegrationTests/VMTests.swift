@@ -33,7 +33,8 @@ struct VMTests {
         #expect(d.status == 3)
         #expect(
             d.stderr.contains(
-                "--memory 1G: too little for 600 huge pages (1200M) plus 512M for the kernel and the workers"),
+                "--memory 1G: too little for 600 huge pages (1200M), 64M of pmem plus 512M for the kernel and the workers"
+            ),
             "\(d.stderr)")
     }
 

@@ -340,3 +340,29 @@ private let environmentIsClean = FlagOptions.environment().isEmpty
         #expect(cmd.allowSkip == ["hugetlb.pmd_share.savings"])
     }
 }
+
+@Suite struct VMOptionTests {
+    private func vm(_ arguments: [String]) throws -> VMOptions {
+        let cmd = try #require(try PTShare.parseAsRoot(["vm"] + arguments + ["--", "probe"]) as? PTShare.VM)
+        return try cmd.options()
+    }
+
+    @Test func pmemDefaultsTo64M() throws {
+        #expect(try vm([]).pmemBytes == 64 << 20)
+        #expect(try vm(["--pmem", "0"]).pmemBytes == 0)
+        #expect(try vm(["--pmem", "256M"]).pmemBytes == 256 << 20)
+    }
+
+    @Test func pmemMustBeWhole2M() {
+        #expect(
+            parseMessage(["vm", "--pmem", "3M", "--", "probe"])
+                == "--pmem 3M: must be a multiple of 2M, or 0 for no pmem disk")
+        #expect(
+            parseMessage(["vm", "--pmem", "4097K", "--", "probe"])
+                == "--pmem 4097K: must be a multiple of 2M, or 0 for no pmem disk")
+        #expect(
+            parseMessage(["vm", "--pmem", "64Q", "--", "probe"])
+                == "--pmem: invalid size '64Q': expected a number of bytes with an optional K, M, G or T suffix (binary units), e.g. 64M or 1G"
+        )
+    }
+}

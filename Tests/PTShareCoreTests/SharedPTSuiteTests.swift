@@ -363,3 +363,75 @@ import Testing
             ])
     }
 }
+
+/// sharedpt.negative.non_shmem's regular file: where it looks, and what it refuses.
+@Suite struct NonShmemFileTests {
+    /// /proc/mounts as scripts/guest/init leaves the guest with --pmem (constructed from its
+    /// mount commands, not captured).
+    static let guestMounts = """
+        rootfs / rootfs rw,size=1993836k,nr_inodes=498459 0 0
+        proc /proc proc rw,relatime 0 0
+        sysfs /sys sysfs rw,relatime 0 0
+        devtmpfs /dev devtmpfs rw,relatime,size=1993840k,nr_inodes=498460,mode=755 0 0
+        debugfs /sys/kernel/debug debugfs rw,relatime 0 0
+        tmpfs /dev/shm tmpfs rw,relatime 0 0
+        tmpfs /tmp tmpfs rw,relatime 0 0
+        none /dev/hugepages hugetlbfs rw,relatime,pagesize=2M 0 0
+        /dev/pmem0 /mnt/pmem ext4 rw,relatime 0 0
+        ptshare /results 9p rw,sync,dirsync,relatime,access=client,msize=262144,trans=virtio 0 0
+
+        """
+
+    @Test func guestFindsThePmemMount() throws {
+        let mounts = try Mounts.parse(Self.guestMounts)
+        #expect(
+            SharedPTNegative.regularFileCandidates(outDirectory: "/results", mounts: mounts) == [
+                "/results", "/var/tmp", "/tmp", "/root", "/mnt/pmem",
+            ])
+    }
+
+    @Test func onlyWritableBlockDeviceMountsAreAdded() throws {
+        let mounts = try Mounts.parse(
+            """
+            /dev/vda / ext4 rw,relatime 0 0
+            /dev/vdb /mnt/ro ext4 ro,relatime 0 0
+            /dev/vdc /tmp xfs rw 0 0
+            /dev/shm /mnt/odd tmpfs rw 0 0
+            server:/x /mnt/nfs nfs rw 0 0
+
+            """)
+        #expect(
+            SharedPTNegative.regularFileCandidates(outDirectory: "out", mounts: mounts) == [
+                "out", "/var/tmp", "/tmp", "/root", "/",
+            ])
+    }
+
+    @Test func shmemAndMissingDirectoriesAreRefusedByName() throws {
+        guard let shm = try? Sys.statfs("/dev/shm"), shm.type == ptshare_TMPFS_MAGIC else {
+            try Test.cancel("/dev/shm is not tmpfs here")
+        }
+        let r = SharedPTNegative.regularFile(candidates: ["/dev/shm", "/nonexistent-ptshare"])
+        guard case .failure(let why) = r else {
+            Issue.record("a file was made: \(r)")
+            return
+        }
+        #expect(
+            why.description
+                == "no writable directory off tmpfs/ramfs/hugetlbfs that maps MAP_SHARED among /dev/shm (f_type 0x1021994), /nonexistent-ptshare (not there)"
+        )
+    }
+
+    @Test func diskDirectoryIsUsedAndTheFileUnlinked() throws {
+        guard let fs = try? Sys.statfs("/var/tmp"),
+            ![ptshare_TMPFS_MAGIC, ptshare_RAMFS_MAGIC].contains(fs.type)
+        else { try Test.cancel("/var/tmp is missing or on shmem here") }
+        let r = SharedPTNegative.regularFile(candidates: ["/dev/shm", "/var/tmp"])
+        guard case .success(let (path, fd)) = r else {
+            Issue.record("no file: \(r)")
+            return
+        }
+        defer { Sys.close(fd) }
+        #expect(path.hasPrefix("/var/tmp/ptshare-sharedpt."))
+        #expect(access(path, F_OK) != 0)
+    }
+}

@@ -83,14 +83,15 @@ import Testing
     @Test func tcgRunWithResultsShare() {
         let a = VirtualMachine.qemuArguments(
             kernel: "/k/bzImage", initramfs: "/i.cpio.gz", accel: .tcg, cpus: 2, memoryBytes: 4 << 30,
-            commandLine: VirtualMachine.kernelCommandLine(hugepages: 600, bootProbe: false), console: "/o/console.log",
+            commandLine: VirtualMachine.kernelCommandLine(hugepages: 600, pmemBytes: 64 << 20, bootProbe: false),
+            console: "/o/console.log",
             share: "/o")
         #expect(
             a == [
                 "qemu-system-x86_64", "-machine", "pc", "-nodefaults", "-no-reboot", "-display", "none", "-monitor",
                 "none",
                 "-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2", "-m", "4096M", "-kernel", "/k/bzImage",
-                "-initrd", "/i.cpio.gz", "-append", "console=ttyS0 panic=-1 hugepages=600", "-serial",
+                "-initrd", "/i.cpio.gz", "-append", "console=ttyS0 panic=-1 hugepages=600 memmap=64M!1G", "-serial",
                 "file:/o/console.log", "-virtfs", "local,path=/o,mount_tag=ptshare,security_model=none,id=ptshare",
             ])
     }
@@ -98,10 +99,71 @@ import Testing
     @Test func kvmProbeBootHasNoShare() {
         let a = VirtualMachine.qemuArguments(
             kernel: "k", initramfs: "i", accel: .kvm, cpus: 1, memoryBytes: 256 << 20,
-            commandLine: VirtualMachine.kernelCommandLine(hugepages: 0, bootProbe: true), console: "c", share: nil)
+            commandLine: VirtualMachine.kernelCommandLine(hugepages: 0, pmemBytes: 0, bootProbe: true), console: "c",
+            share: nil)
         #expect(a.contains("kvm"))
         #expect(!a.contains("-virtfs"))
         #expect(a.contains("console=ttyS0 panic=-1 hugepages=0 ptshare.mode=bootprobe"))
+    }
+
+    @Test func pmemOnTheCommandLine() {
+        #expect(
+            VirtualMachine.kernelCommandLine(hugepages: 600, pmemBytes: 0, bootProbe: false)
+                == "console=ttyS0 panic=-1 hugepages=600")
+        #expect(
+            VirtualMachine.kernelCommandLine(hugepages: 0, pmemBytes: 768 << 20, bootProbe: false)
+                == "console=ttyS0 panic=-1 hugepages=0 memmap=768M!1G")
+    }
+}
+
+/// checkMemory: huge pages, pmem and 512M must fit, and the pmem range must end 256M below the
+/// lower of 2G and the top of low RAM (where QEMU loads the initramfs).
+@Suite struct VMMemoryCheckTests {
+    func problem(memory: UInt64, hugepages: Int, pmem: UInt64) -> String? {
+        let o = VMOptions(
+            kernel: .flavour("stock"), memoryBytes: memory, cpus: 2, timeoutSeconds: 1, outDirectory: "/o",
+            accel: .tcg, hugepages: hugepages, pmemBytes: pmem, guestArguments: ["probe"], root: "/r")
+        do {
+            try VirtualMachine.checkMemory(o)
+            return nil
+        } catch {
+            return error.description
+        }
+    }
+
+    @Test func defaultsFit() {
+        #expect(problem(memory: 4 << 30, hugepages: 600, pmem: 64 << 20) == nil)
+        #expect(problem(memory: 4 << 30, hugepages: 600, pmem: 0) == nil)
+        // The largest range: it ends exactly 256M below 2G.
+        #expect(problem(memory: 3 << 30, hugepages: 0, pmem: 768 << 20) == nil)
+        #expect(problem(memory: 1344 << 20, hugepages: 0, pmem: 64 << 20) == nil)
+    }
+
+    @Test func tooLittleMemoryCountsThePmem() {
+        #expect(
+            problem(memory: 1 << 30, hugepages: 600, pmem: 0)
+                == "--memory 1G: too little for 600 huge pages (1200M) plus 512M for the kernel and the workers; use --memory 1712M or more, or fewer --hugepages"
+        )
+        #expect(
+            problem(memory: 1 << 30, hugepages: 600, pmem: 64 << 20)
+                == "--memory 1G: too little for 600 huge pages (1200M), 64M of pmem plus 512M for the kernel and the workers; use --memory 1776M or more, or fewer --hugepages or a smaller --pmem"
+        )
+        #expect(problem(memory: 1776 << 20, hugepages: 600, pmem: 64 << 20) == nil)
+    }
+
+    @Test func rangeMustStayClearOfTheInitramfs() {
+        #expect(
+            problem(memory: 1 << 30, hugepages: 0, pmem: 64 << 20)
+                == "--pmem 64M: the pmem range starts at guest-physical 1G and must end 256M below 1G, under which QEMU loads the initramfs with --memory 1G; use --memory 1344M or more, or --pmem 0 for none"
+        )
+        #expect(
+            problem(memory: 4 << 30, hugepages: 600, pmem: 1 << 30)
+                == "--pmem 1G: the pmem range starts at guest-physical 1G and must end 256M below 2G, under which QEMU loads the initramfs with --memory 4G; use --pmem 768M or less, or --pmem 0 for none"
+        )
+        #expect(
+            problem(memory: 1537 << 20, hugepages: 0, pmem: 512 << 20)
+                == "--pmem 512M: the pmem range starts at guest-physical 1G and must end 256M below 1537M, under which QEMU loads the initramfs with --memory 1537M; use --pmem 256M or less, or --memory 1792M or more, or --pmem 0 for none"
+        )
     }
 }
 

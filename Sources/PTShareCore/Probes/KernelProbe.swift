@@ -30,6 +30,8 @@ public struct KernelFacts: Sendable, Codable {
     public var shmemThp: String?
     public var numaNodes: [Int]
     public var daxMounts: [String]
+    /// Each /dev/pmemN with its size and where it is mounted.
+    public var pmemDevices: [String]
     public var probeModule: String
 }
 
@@ -115,7 +117,22 @@ public enum KernelProbe {
             shmemThp: thp,
             numaNodes: ProcFS.numaNodes(),
             daxMounts: mounts.filter { $0.option("dax") != nil }.map(\.mountPoint),
+            pmemDevices: pmemDevices(mounts),
             probeModule: probeModuleState())
+    }
+
+    /// The pmem block devices in /sys/block (ptshare vm --pmem makes one), each with its size
+    /// and mounts.
+    static func pmemDevices(_ mounts: [MountEntry]) -> [String] {
+        ProcFS.listDirectory("/sys/block").filter { $0.hasPrefix("pmem") }.sorted().map { name in
+            let dev = "/dev/" + name
+            // The size file counts 512-byte sectors whatever the device's block size.
+            let size =
+                (try? ProcFS.integer("/sys/block/\(name)/size")).map { ByteSize.human(Int64($0 * 512)) }
+                ?? "size unknown"
+            let on = mounts.filter { $0.source == dev }.map { "\($0.mountPoint) (\($0.fsType))" }
+            return "\(dev) \(size), " + (on.isEmpty ? "not mounted" : "mounted at " + on.joined(separator: ", "))
+        }
     }
 
     /// Whether kmod/ptshare_probe is loaded and which interface it speaks.

@@ -32,13 +32,16 @@ public struct VMOptions: Sendable {
     public var accel: Accel
     /// 2 MiB huge pages reserved at boot (hugepages= on the kernel command line).
     public var hugepages: Int
+    /// Guest RAM handed to the legacy pmem driver as /dev/pmem0 (memmap= on the kernel command
+    /// line); 0 for none.
+    public var pmemBytes: UInt64
     public var guestArguments: [String]
     /// The checkout that holds scripts/.
     public var root: String
 
     public init(
         kernel: Kernel, memoryBytes: UInt64, cpus: Int, timeoutSeconds: Int, outDirectory: String, accel: Accel,
-        hugepages: Int, guestArguments: [String], root: String
+        hugepages: Int, pmemBytes: UInt64, guestArguments: [String], root: String
     ) {
         self.kernel = kernel
         self.memoryBytes = memoryBytes
@@ -47,6 +50,7 @@ public struct VMOptions: Sendable {
         self.outDirectory = outDirectory
         self.accel = accel
         self.hugepages = hugepages
+        self.pmemBytes = pmemBytes
         self.guestArguments = guestArguments
         self.root = root
     }
@@ -126,11 +130,54 @@ public enum VirtualMachine {
         return nil
     }
 
-    /// The kernel command line of a run (or of the KVM probe boot).
-    public static func kernelCommandLine(hugepages: Int, bootProbe: Bool) -> String {
+    /// Guest-physical start of the pmem range. QEMU's pc machine maps all of a guest's memory
+    /// from 0 when it has less than 3.5G, else the first 3G there and the rest above 4G, so 1G
+    /// is RAM in every guest that passes checkMemory. Below it sits the kernel (loaded at 16M);
+    /// above it QEMU puts the initramfs (under the lower of 2G, the bzImage's initrd_addr_max,
+    /// and the top of low RAM) and the ACPI tables (at that top), which the range must not
+    /// cover: the kernel would see them in memory that is no longer RAM.
+    public static let pmemOffset: UInt64 = 1 << 30
+    /// Room left between the range's end and where the initramfs and ACPI tables go.
+    public static let pmemHeadroom: UInt64 = 256 << 20
+
+    /// The kernel command line of a run (or of the KVM probe boot). `memmap=SIZE!OFFSET` marks
+    /// that RAM as e820 persistent memory, which CONFIG_X86_PMEM_LEGACY turns into /dev/pmem0.
+    public static func kernelCommandLine(hugepages: Int, pmemBytes: UInt64, bootProbe: Bool) -> String {
         var parts = ["console=ttyS0", "panic=-1", "hugepages=\(hugepages)"]
+        if pmemBytes > 0 { parts.append("memmap=\(ByteSize(pmemBytes))!\(ByteSize(pmemOffset))") }
         if bootProbe { parts.append("ptshare.mode=bootprobe") }
         return parts.joined(separator: " ")
+    }
+
+    /// The guest memory must hold the huge pages, the pmem range and 512M for the kernel and
+    /// the workers, and the range must lie in low RAM clear of the initramfs (see pmemOffset).
+    public static func checkMemory(_ o: VMOptions) throws(VMError) {
+        let huge = UInt64(o.hugepages) * Geometry.pmdSize
+        let minimum = huge + o.pmemBytes + (512 << 20)
+        if o.memoryBytes < minimum {
+            let pmem = o.pmemBytes > 0 ? ", \(ByteSize(o.pmemBytes)) of pmem" : ""
+            throw .badArgument(
+                "--memory \(ByteSize(o.memoryBytes)): too little for \(o.hugepages) huge pages (\(ByteSize(huge)))\(pmem) "
+                    + "plus 512M for the kernel and the workers; use --memory \(ByteSize(minimum)) or more, or fewer --hugepages"
+                    + (o.pmemBytes > 0 ? " or a smaller --pmem" : ""))
+        }
+        guard o.pmemBytes > 0 else { return }
+        let twoG: UInt64 = 2 << 30
+        let lowTop = o.memoryBytes < (3584 << 20) ? o.memoryBytes : 3 << 30
+        let ceiling = min(lowTop, twoG)
+        let end = pmemOffset + o.pmemBytes + pmemHeadroom
+        guard end > ceiling else { return }
+        var fixes: [String] = []
+        if ceiling >= pmemOffset + pmemHeadroom + Geometry.pmdSize {
+            let room = ceiling - pmemOffset - pmemHeadroom
+            fixes.append("--pmem \(ByteSize(room / Geometry.pmdSize * Geometry.pmdSize)) or less")
+        }
+        if end <= twoG { fixes.append("--memory \(ByteSize(end)) or more") }
+        fixes.append("--pmem 0 for none")
+        throw .badArgument(
+            "--pmem \(ByteSize(o.pmemBytes)): the pmem range starts at guest-physical \(ByteSize(pmemOffset)) and must end "
+                + "\(ByteSize(pmemHeadroom)) below \(ByteSize(ceiling)), under which QEMU loads the initramfs with --memory \(ByteSize(o.memoryBytes)); use "
+                + fixes.joined(separator: ", or "))
     }
 
     public static func qemuArguments(
@@ -154,13 +201,7 @@ public enum VirtualMachine {
             throw .badArgument(
                 "guest argument \"\(a)\" contains a newline, which the guest's argument file cannot carry")
         }
-        let minimum = UInt64(o.hugepages) * Geometry.pmdSize + (512 << 20)
-        if o.memoryBytes < minimum {
-            throw .badArgument(
-                "--memory \(ByteSize(o.memoryBytes)): too little for \(o.hugepages) huge pages (\(ByteSize(UInt64(o.hugepages) * Geometry.pmdSize))) "
-                    + "plus 512M for the kernel and the workers; use --memory \(ByteSize(minimum)) or more, or fewer --hugepages"
-            )
-        }
+        try checkMemory(o)
         if case .image = o.kernel { _ = try kernelImage(o) }
         guard onPath(qemu) else {
             throw .notFound("\(qemu) not found; install it: apt-get install -y qemu-system-x86")
@@ -200,7 +241,8 @@ public enum VirtualMachine {
         let console = out + "/console.log"
         let args = qemuArguments(
             kernel: kernel, initramfs: initramfs, accel: accel, cpus: o.cpus, memoryBytes: o.memoryBytes,
-            commandLine: kernelCommandLine(hugepages: o.hugepages, bootProbe: false), console: console, share: out)
+            commandLine: kernelCommandLine(hugepages: o.hugepages, pmemBytes: o.pmemBytes, bootProbe: false),
+            console: console, share: out)
         log("booting: \(args.joined(separator: " "))")
         let bootStart = Sys.monotonicNanoseconds()
         let pid: pid_t
@@ -243,7 +285,7 @@ public enum VirtualMachine {
         let console = out + "/kvm-probe.log"
         let args = qemuArguments(
             kernel: kernel, initramfs: initramfs, accel: .kvm, cpus: 1, memoryBytes: 256 << 20,
-            commandLine: kernelCommandLine(hugepages: 0, bootProbe: true), console: console, share: nil)
+            commandLine: kernelCommandLine(hugepages: 0, pmemBytes: 0, bootProbe: true), console: console, share: nil)
         let t0 = Sys.monotonicNanoseconds()
         guard
             let pid = try? Sys.spawn(
