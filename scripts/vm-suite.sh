@@ -48,4 +48,6 @@ fi
 # One static build serves the host (ptshare vm) and the guest (initramfs.sh reuses it).
 bin="$(scripts/build-static.sh)"
 export PTSHARE_STATIC_BIN="$bin"
-exec "$bin" vm --kernel "$flavour" "${vm_args[@]}" -- suite --ktap --expect-map-shared-pt "$expect" ${skip_policy[@]+"${skip_policy[@]}"} "${suite_args[@]}"
+# The whole patched suite runs about 40 tests under TCG; 30 min leaves room on a loaded host (a
+# later --timeout in the vm options wins).
+exec "$bin" vm --kernel "$flavour" --timeout 1800 "${vm_args[@]}" -- suite --ktap --expect-map-shared-pt "$expect" ${skip_policy[@]+"${skip_policy[@]}"} "${suite_args[@]}"
