@@ -98,6 +98,8 @@ debug_tests=(--test sharedpt.stress)
 semantics=$(grep -o '"sharedpt\.semantics\.[a-z_]*"' Sources/PTShareCore/Suite/SharedPT.swift | tr -d '"')
 [ -n "$semantics" ] || { echo "scripts/test.sh: error: no sharedpt.semantics.* test found in SharedPT.swift" >&2; exit 1; }
 for t in $semantics; do debug_tests+=(--test "$t"); done
+# Every exit path of a shared table under DEBUG_VM and PAGE_TABLE_CHECK.
+debug_tests+=(--test sharedpt.teardown.no_leak)
 # Each flavour: the kernel build as its own step (cold 10-17 min, ccache shares objects across
 # flavours; cached instantly), then the suite in QEMU on it (about 2 min for the stock suite).
 npatches=0
