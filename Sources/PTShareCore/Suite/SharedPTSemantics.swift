@@ -261,22 +261,34 @@ enum SharedPTSemantics {
     /// mapper with tables of its own included; the rest is intact.
     static func holePunch(_ o: SuiteOptions) -> KTAPResult {
         run("sharedpt.semantics.holepunch", o) { f, c throws(SharedPTError) in
-            var (s, a) = try sharersWithData(f, 3, &c, o)
-            try addReadOnlySharer(f, &s, &a, &c, o)
-            let lo = mib
-            let hi = 3 * mib
-            try f.punchHole(offset: lo, length: hi - lo)
-            c.note("fallocate(PUNCH_HOLE | KEEP_SIZE) of [\(hex(lo)), \(hex(hi)))")
-            for i in s.indices {
-                c.zeroes(
-                    "sharer \(i) reads zeroes in the hole",
-                    try s[i].call(PTSHARE_AGENT_CHECK_ZERO, addr: a[i] + lo, length: hi - lo))
-                try check(s[i], i, a[i], lo, seed: 0x1000, &c)
-                try check(s[i], i, a[i] + hi, f.size - hi, seed: 0x1000 + hi / page, &c)
+            let (s, a) = try zeroRange(f, &c, o, "the hole") { _, _, lo, hi, c throws(SharedPTError) in
+                try f.punchHole(offset: lo, length: hi - lo)
+                c.note("fallocate(PUNCH_HOLE | KEEP_SIZE) of [\(hex(lo)), \(hex(hi)))")
             }
-            try fill(s[2], 2, a[2] + lo, hi - lo, seed: 0x2000, &c)
-            for i in 0..<2 { try check(s[i], i, a[i] + lo, hi - lo, seed: 0x2000, &c) }
+            try fill(s[2], 2, a[2] + mib, 2 * mib, seed: 0x2000, &c)
+            for i in 0..<2 { try check(s[i], i, a[i] + mib, 2 * mib, seed: 0x2000, &c) }
         }
+    }
+
+    /// Three sharers with data and a read-only mapper (tables of its own); `zap` frees the file's
+    /// [1M, 3M) somehow; then every view reads zeroes there and the data elsewhere.
+    static func zeroRange(
+        _ f: SharedPTFixture, _ c: inout Checks, _ o: SuiteOptions, _ what: String,
+        _ zap: ([Sharer], [UInt64], UInt64, UInt64, inout Checks) throws(SharedPTError) -> Void
+    ) throws(SharedPTError) -> ([Sharer], [UInt64]) {
+        var (s, a) = try sharersWithData(f, 3, &c, o)
+        try addReadOnlySharer(f, &s, &a, &c, o)
+        let lo = mib
+        let hi = 3 * mib
+        try zap(s, a, lo, hi, &c)
+        for i in s.indices {
+            c.zeroes(
+                "sharer \(i) reads zeroes in \(what)",
+                try s[i].call(PTSHARE_AGENT_CHECK_ZERO, addr: a[i] + lo, length: hi - lo))
+            try check(s[i], i, a[i], lo, seed: 0x1000, &c)
+            try check(s[i], i, a[i] + hi, f.size - hi, seed: 0x1000 + hi / page, &c)
+        }
+        return (s, a)
     }
 
     /// Changing the protection is refused; the same protection is a no-op that succeeds.

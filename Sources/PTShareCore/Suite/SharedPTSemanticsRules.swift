@@ -138,19 +138,10 @@ extension SharedPTSemantics {
     /// mapper with tables of its own included, the rest intact.
     static func madviseRemove(_ o: SuiteOptions) -> KTAPResult {
         run("sharedpt.semantics.madvise_remove", o) { f, c throws(SharedPTError) in
-            var (s, a) = try sharersWithData(f, 3, &c, o)
-            try addReadOnlySharer(f, &s, &a, &c, o)
-            let lo = mib
-            let hi = 3 * mib
-            c.succeeds(
-                "sharer 1 madvise(MADV_REMOVE) of [\(hex(lo)), \(hex(hi)))",
-                try s[1].call(PTSHARE_AGENT_MADVISE, addr: a[1] + lo, length: hi - lo, arg: ptshare_MADV_REMOVE))
-            for i in s.indices {
-                c.zeroes(
-                    "sharer \(i) reads zeroes in the removed range",
-                    try s[i].call(PTSHARE_AGENT_CHECK_ZERO, addr: a[i] + lo, length: hi - lo))
-                try check(s[i], i, a[i], lo, seed: 0x1000, &c)
-                try check(s[i], i, a[i] + hi, f.size - hi, seed: 0x1000 + hi / page, &c)
+            _ = try zeroRange(f, &c, o, "the removed range") { s, a, lo, hi, c throws(SharedPTError) in
+                c.succeeds(
+                    "sharer 1 madvise(MADV_REMOVE) of [\(hex(lo)), \(hex(hi)))",
+                    try s[1].call(PTSHARE_AGENT_MADVISE, addr: a[1] + lo, length: hi - lo, arg: ptshare_MADV_REMOVE))
             }
         }
     }
