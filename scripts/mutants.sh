@@ -7,11 +7,10 @@
 #   scripts/mutants.sh [--list FILE] [NAME...]
 #
 # NAME...: only these mutants (default: every kmod/mutants/*.patch); --list FILE: the mutants
-# named in FILE (one per line, '#' comments), e.g. CI's subset. Builds happen in one cached
-# tree ($PTSHARE_CACHE/mutants/tree-KEY, KEY the patched flavour's cache key): the series
-# unpacked and configured like `patched`, built once (ccache shares the patched flavour's
-# objects), then per mutant: patch, incremental bzImage, patch -R. The probe module of the
-# patched kernel serves every mutant (same release string and config). Results (per mutant:
+# named in FILE (one per line, '#' comments), e.g. CI's subset. Builds happen in the patched
+# flavour's cached tree (scripts/kernel-build.sh patched): per mutant, patch, incremental
+# bzImage (copied out), patch -R; one rebuild at the end leaves the tree as it was. The probe
+# module of the patched kernel serves every mutant (same release string and config). Results (per mutant:
 # the console log, the guest's KTAP, the build log) land in ptshare-results/mutants-TIMESTAMP/.
 #
 # Exit status: 0 when every mutant was killed (or is a known survivor that survived), 1 when one
@@ -52,41 +51,44 @@ header() { sed -n '/^--- /q; p' "$2" | sed -n "s/^$1: *//p" | head -1; }
 
 cache="${PTSHARE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ptshare}"
 patched="$(scripts/kernel-build.sh patched)" || die "the patched kernel did not build"
-key="${patched##*/patched-}"
-tree="$cache/mutants/tree-$key"
-src="$tree/src"
-build="$tree/build"
+# The mutants are built in the patched flavour's own tree: a mm/*.c edit rebuilds in well under
+# a minute there, where a tree of their own would first need a full build. The flavour's cached
+# kernel is the copy $patched/bzImage, which this never touches; its source is restored after
+# each mutant (a marker names the mutant while one is applied, so that an interrupted run is
+# reverted by the next one) and its objects rebuilt at the end.
+src="$patched/src"
+build="$patched/build"
+marker="$patched/mutant-applied"
 bin="$(scripts/build-static.sh)"
 export PTSHARE_STATIC_BIN="$bin"
-export CCACHE_DIR="$cache/ccache" CCACHE_BASEDIR="$tree" CCACHE_NOHASHDIR=true
+export CCACHE_DIR="$cache/ccache" CCACHE_BASEDIR="$patched" CCACHE_NOHASHDIR=true
 jobs="$(nproc)"
-
+revert() {
+    local n
+    n="$(cat "$marker")"
+    patch -d "$src" -p1 -R --batch --fuzz=0 <"$root/kmod/mutants/$n.patch" >&2 ||
+        die "cannot revert $n in $src: remove $patched to rebuild the patched kernel"
+    rm -f "$marker"
+}
+if [ -f "$marker" ]; then
+    say "$patched was left with $(cat "$marker") applied (an interrupted run): reverting it"
+    revert
+    restore=1
+fi
+# Leaves the tree's objects matching its source again (the next build would otherwise start
+# from the last mutant's objects).
+restore_tree() {
+    [ -f "$marker" ] && revert
+    say "rebuilding $patched's objects without mutants"
+    make -C "$src" O="$build" -j"$jobs" CC="ccache gcc" bzImage >"$patched/mutants-restore.log" 2>&1 ||
+        die "the restoring build failed; log $patched/mutants-restore.log"
+    cmp -s "$build/arch/x86/boot/bzImage" "$patched/bzImage" ||
+        say "note: the restored build's bzImage differs from the cached one (build timestamp); the cached one is kept"
+}
+trap 'if [ -f "$marker" ]; then revert; fi' EXIT
 for old in "$cache/mutants"/tree-*; do
-    [ -d "$old" ] && [ "$old" != "$tree" ] && { say "removing stale $old"; rm -rf "$old"; }
+    [ -d "$old" ] && { say "removing $old (mutants now build in the patched tree)"; rm -rf "$old"; }
 done
-# The base tree: the patched flavour's source and config, built once. A tree left with a mutant
-# applied (an interrupted run) is detected by its marker and rebuilt from scratch.
-if [ -f "$tree/applied" ]; then
-    say "$tree was left with $(cat "$tree/applied") applied; rebuilding it"
-    rm -rf "$tree"
-fi
-if [ ! -f "$tree/ok" ]; then
-    t0=$(date +%s)
-    rm -rf "$tree" && mkdir -p "$tree"
-    say "base tree: a copy of the patched source ($patched/src) into $src"
-    cp -a "$patched/src" "$src"
-    mkdir -p "$build"
-    cp "$patched/build/.config" "$build/.config"
-    make -s -C "$src" O="$build" olddefconfig >&2
-    cmp -s "$build/.config" "$patched/build/.config" || die "olddefconfig changed the patched config in $build"
-    say "base tree: make -j$jobs bzImage (ccache from the patched flavour; log $tree/base.log)"
-    make -C "$src" O="$build" -j"$jobs" CC="ccache gcc" bzImage >"$tree/base.log" 2>&1 ||
-        { tail -30 "$tree/base.log" >&2; die "base tree build failed"; }
-    [ "$(cat "$build/include/config/kernel.release")" = "$(cat "$patched/release")" ] ||
-        die "base tree release $(cat "$build/include/config/kernel.release") is not the patched kernel's $(cat "$patched/release")"
-    touch "$tree/ok"
-    say "base tree built in $(($(date +%s) - t0)) s"
-fi
 
 out="ptshare-results/mutants-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
@@ -104,15 +106,15 @@ for n in "${names[@]}"; do
     t0=$(date +%s)
     patch -d "$src" -p1 --forward --batch --fuzz=0 <"$p" >"$mdir/patch.log" 2>&1 ||
         { cat "$mdir/patch.log" >&2; die "$n does not apply on top of the series"; }
-    echo "$n" >"$tree/applied"
+    echo "$n" >"$marker"
     if make -C "$src" O="$build" -j"$jobs" CC="ccache gcc" bzImage >"$mdir/build.log" 2>&1; then built=1; else built=0; fi
-    patch -d "$src" -p1 -R --batch --fuzz=0 <"$p" >>"$mdir/patch.log" 2>&1 || die "$n does not revert; $tree is dirty"
-    rm -f "$tree/applied"
+    cp "$build/arch/x86/boot/bzImage" "$mdir/bzImage" 2>/dev/null || true
+    revert
+    restore=1
     if [ $built = 0 ]; then
         tail -30 "$mdir/build.log" >&2
         die "$n does not build (log $mdir/build.log)"
     fi
-    cp "$build/arch/x86/boot/bzImage" "$mdir/bzImage"
     cp "$build/.config" "$mdir/config"
     # The patched kernel's module tree: ptshare vm builds the probe module against it.
     ln -s "$patched/build" "$mdir/build"
@@ -155,6 +157,7 @@ for n in "${names[@]}"; do
     rows+=("$(printf '%-18s %6d s %6d s  %s' "$n" "$tb" "$tt" "$verdict")")
 done
 
+[ "${restore:-0}" = 1 ] && restore_tree
 echo "== mutants (total $(($(date +%s) - t_start)) s; results in $out)" >&2
 printf '%-18s %8s %8s  %s\n' mutant build tests verdict
 printf '%s\n' "${rows[@]}"
