@@ -127,6 +127,7 @@ for flavour in stock patched patched-debug; do
         continue
     fi
     if step "kernel build: $flavour (scripts/kernel-build.sh $flavour)" scripts/kernel-build.sh "$flavour" >/dev/null; then
+        if [ "$flavour" = patched ]; then patched_built=1; fi
         step "VM suite: $flavour (scripts/vm-suite.sh $flavour ${suite_args[*]})" \
             scripts/vm-suite.sh "$flavour" "${suite_args[@]}" || true
     else
@@ -138,6 +139,8 @@ done
 # runs them all.
 if [ "$npatches" = 0 ]; then
     not_run "mutants" "no patches in kmod/patches"
+elif [ "${patched_built:-0}" != 1 ]; then
+    not_run "mutants" "the patched kernel did not build"
 else
     step "mutants: scripts/mutants.sh --list kmod/mutants/ci.list" scripts/mutants.sh --list kmod/mutants/ci.list || true
 fi

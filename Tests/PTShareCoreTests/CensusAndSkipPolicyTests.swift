@@ -83,6 +83,15 @@ import Testing
         #expect(line.contains("chunk 1 in b: no PTE table"), "\(line)")
     }
 
+    @Test func aShortAnswerLeavesChunksWithoutATable() {
+        let c = TableCensus.layout(
+            [Self.view("a", offset: 0, chunks: 2), Self.view("b", offset: 0, chunks: 2)],
+            [Self.map([10, 11]), Self.map([10])])
+        let (ok, line) = c.judge(.oneTablePerChunk)
+        #expect(!ok)
+        #expect(line.contains("chunk 1 in b: no PTE table"), "\(line)")
+    }
+
     /// Views of different file offsets land on different chunks: the layout goes by file offset.
     @Test func chunksAreFileChunks() {
         let c = TableCensus.layout(

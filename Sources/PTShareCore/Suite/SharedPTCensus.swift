@@ -42,7 +42,9 @@ struct TableCensus: Sendable, Equatable {
         var chunks: [UInt64: [Entry]] = [:]
         for (v, m) in zip(views, maps) {
             let first = v.fileOffset / Geometry.pmdSize
-            for (i, slot) in m.pte.prefix(Int(v.length / Geometry.pmdSize)).enumerated() {
+            // A short answer must not shrink the view: a chunk the module did not report has no table.
+            for i in 0..<Int(v.length / Geometry.pmdSize) {
+                let slot = i < m.pte.count ? m.pte[i] : TableSlot(kind: .none, pfn: 0)
                 chunks[first + UInt64(i), default: []].append(Entry(view: v.label, slot: slot))
             }
         }
