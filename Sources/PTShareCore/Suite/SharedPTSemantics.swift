@@ -76,6 +76,11 @@ enum SharedPTSemantics {
         c.census(views, e, modulePath: o.modulePath)
     }
 
+    /// Sharers `s` each map [0, length) of the file at `a[i]`: one shared table per chunk.
+    static func census(_ s: [Sharer], _ a: [UInt64], length: UInt64, _ c: inout Checks, _ o: SuiteOptions) {
+        census(s.indices.map { view(s[$0], $0, a[$0], length: length) }, &c, o)
+    }
+
     /// `count` sharers that each map the whole file; sharer 0 writes seed 0x1000's pattern and
     /// the others read it back through the tables they attached to. A census then proves that
     /// they did: one PTE table per chunk for all of them.
@@ -87,7 +92,7 @@ enum SharedPTSemantics {
         for i in s.indices { a.append(try map(f, s[i], i, &c)) }
         try fill(s[0], 0, a[0], f.size, seed: 0x1000, &c)
         for i in 1..<count { try check(s[i], i, a[i], f.size, seed: 0x1000, &c) }
-        census(s.indices.map { view(s[$0], $0, a[$0], length: f.size) }, &c, o)
+        census(s, a, length: f.size, &c, o)
         return (s, a)
     }
 
@@ -172,7 +177,7 @@ enum SharedPTSemantics {
             var a: [UInt64] = [a0]
             for i in 1..<3 { a.append(try map(f, s[i], i, &c)) }
             for i in 1..<3 { try check(s[i], i, a[i], f.size, seed: 0x1000, &c) }
-            census(s.indices.map { view(s[$0], $0, a[$0], length: f.size) }, &c, o)
+            census(s, a, length: f.size, &c, o)
             try s[0].exit()
             c.note("sharer 0 (pid \(s[0].pid), the creator) exited and was reaped")
             try check(s[1], 1, a[1], f.size, seed: 0x1000, &c)

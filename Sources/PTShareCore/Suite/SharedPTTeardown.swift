@@ -77,13 +77,6 @@ enum SharedPTTeardown {
         try SharedPTSemantics.sharersWithData(f, 3, &c, o)
     }
 
-    static func census(_ s: [Sharer], _ a: [UInt64], length: UInt64, _ c: inout Checks, _ o: SuiteOptions) {
-        let views = s.indices.map {
-            TableCensus.View(label: "sharer \($0)", pid: s[$0].pid, address: a[$0], fileOffset: 0, length: length)
-        }
-        c.census(views, .oneTablePerChunk, modulePath: o.modulePath)
-    }
-
     /// The sharers exit one by one in `order`.
     static func leave(_ f: SharedPTFixture, _ c: inout Checks, _ o: SuiteOptions, order: [Int]) throws(SharedPTError) {
         let (s, _) = try shared(f, &c, o)
@@ -115,7 +108,7 @@ enum SharedPTTeardown {
                 throw .stepFailed("populate")
             }
         }
-        census(s, a, length: half, &c, o)
+        SharedPTSemantics.census(s, a, length: half, &c, o)
         for attempt in 1...killTries {
             let v = try f.spawn(1)[0]
             let av = try SharedPTSemantics.map(f, v, 2, &c)
