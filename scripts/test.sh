@@ -93,9 +93,10 @@ step "checkpatch --strict on kmod/patches and the probe module" scripts/checkpat
 # Tests the patched-debug kernel runs: its lockdep/DEBUG_VM build is slow under TCG, so it
 # runs what drives the sharing paths (attach, detach, zap through the rmap, fork, exit) under
 # the debug checks, not the savings and census tests the patched flavour already ran. Every
-# sharedpt.semantics.* test registered in the suite, so a new one cannot miss this run.
-debug_tests=(--test sharedpt.stress)
-semantics=$(grep -o '"sharedpt\.semantics\.[a-z_]*"' Sources/PTShareCore/Suite/SharedPT.swift | tr -d '"')
+# sharedpt.semantics.* and sharedpt.unshare.* test registered in the suite (each unshare drives
+# a zap, an unhook and a refault under the debug checks), so a new one cannot miss this run.
+debug_tests=(--test sharedpt.stress --test sharedpt.hint_rounding)
+semantics=$(grep -oE '"sharedpt\.(semantics|unshare)\.[a-z_]*"' Sources/PTShareCore/Suite/SharedPT.swift | tr -d '"')
 [ -n "$semantics" ] || { echo "scripts/test.sh: error: no sharedpt.semantics.* test found in SharedPT.swift" >&2; exit 1; }
 for t in $semantics; do debug_tests+=(--test "$t"); done
 # Every exit path of a shared table under DEBUG_VM and PAGE_TABLE_CHECK.
@@ -109,11 +110,8 @@ fi
 # The patched flavours run with --fail-on-skip (scripts/vm-suite.sh): a test that SKIPs there
 # did not run and fails the step, unless it is allowed here, each for a reason of its own.
 allow_skips=(
-    # CONFIG_USERFAULTFD is off in the test kernel (tinyconfig + kmod/ptshare.config): the
-    # registration cannot even be attempted, so the series' refusal cannot be shown (issue 11
-    # adds the option).
-    --allow-skip sharedpt.semantics.userfaultfd
-    # CONFIG_KSM is off likewise: MADV_MERGEABLE is EINVAL on every mapping.
+    # CONFIG_KSM is off in the test kernel (tinyconfig + the fragments): MADV_MERGEABLE is
+    # EINVAL on every mapping, so the series' refusal cannot be shown (issue 11 adds KSM).
     --allow-skip sharedpt.semantics.madvise_mergeable
 )
 for flavour in stock patched patched-debug; do

@@ -193,8 +193,9 @@ static void agent_word(uint32_t op, uint64_t addr, uint64_t value, struct ptshar
 	bus_armed = 0;
 }
 
-/* Registration is what the series refuses; the steps before it must work for that to mean
- * anything, so the failed step is part of the answer. */
+/* Registration (MISSING) of a range, the failed step part of the answer: a test that needs a
+ * premise must know which step a kernel refuses. The userfaultfd is closed again, which
+ * unregisters the range: what stays is what registering did to the vma. */
 static void agent_uffd(uint64_t addr, uint64_t len, struct ptshare_agent_reply *r)
 {
 	struct uffdio_api api = { .api = UFFD_API };
@@ -669,7 +670,6 @@ void ptshare_stress_main(const struct ptshare_stress_plan *p, uint32_t slot, uin
 	while (x.r.iterations < p->iterations && now_ns() < p->deadline_ns) {
 		uint64_t off = (next_random(&x) % chunks) * CHUNK;
 		uint64_t len = p->file_size - off;
-		int type = next_random(&x) & 1 ? MAP_SHARED : ptshare_MAP_SHARED_VALIDATE;
 		void *a;
 
 		if (x.r.iterations % 3 == 0) {
@@ -681,7 +681,7 @@ void ptshare_stress_main(const struct ptshare_stress_plan *p, uint32_t slot, uin
 		/* Published before any word of it is written (the fence orders the two). */
 		__atomic_store_n(&x.generations[slot], gen, __ATOMIC_RELAXED);
 		__atomic_thread_fence(__ATOMIC_RELEASE);
-		a = mmap(NULL, len, PROT_READ | PROT_WRITE, type | (int)p->flag, p->fd, (off_t)off);
+		a = mmap(NULL, len, PROT_READ | PROT_WRITE, ptshare_MAP_SHARED_VALIDATE | (int)p->flag, p->fd, (off_t)off);
 		if (a == MAP_FAILED)
 			stress_finish(&x, PTSHARE_STRESS_MMAP, errno, 1);
 		e = stress_walk(&x, (uint64_t)(uintptr_t)a, off, len, 1, gen);

@@ -24,7 +24,7 @@ extension PTShare {
 
         @Option(
             help:
-                "none: MAP_SHARED; pt: MAP_SHARED | MAP_SHARED_PT, once MAP_SHARED_VALIDATE proved the kernel honours it."
+                "none: MAP_SHARED; pt: MAP_SHARED_VALIDATE | MAP_SHARED_PT, once a probe proved the kernel honours it."
         )
         public var share: ShareMode = .none
 

@@ -481,3 +481,17 @@ private let MiB: UInt64 = 1024 * 1024
         #expect(throws: ProcParseError.self) { try ThpSetting.parse("") }
     }
 }
+
+// MARK: - /proc/interrupts
+
+@Suite struct InterruptsParserTests {
+    @Test func tlbShootdownsSummedOverCPUs() throws {
+        // interrupts-6.18.txt: "TLB:      99149      82359   TLB shootdowns" (2 CPUs).
+        #expect(TLBShootdowns.parse(try fixture("interrupts-6.18")) == 99149 + 82359)
+    }
+
+    @Test func noTLBRow() {
+        #expect(TLBShootdowns.parse("           CPU0\n  0:         25   IO-APIC   2-edge      timer\n") == nil)
+        #expect(TLBShootdowns.parse("") == nil)
+    }
+}

@@ -227,10 +227,10 @@ public enum Runner {
                 throw .system(error)
             }
         }
-        // The probe above proved the flag with MAP_SHARED_VALIDATE; the workers map with plain
-        // MAP_SHARED, because MAP_SHARED_VALIDATE refuses MAP_FIXED_NOREPLACE (not in the
-        // kernel's LEGACY_MAP_MASK) with EOPNOTSUPP on every kernel.
-        var flags = s.share == .pt ? MAP_SHARED | Int32(bitPattern: s.mapSharedPTValue) : MAP_SHARED
+        // Only MAP_SHARED_VALIDATE asks for the flag (plain MAP_SHARED ignores the bit); with
+        // it, MAP_SHARED_VALIDATE also takes MAP_FIXED_NOREPLACE, which it refuses otherwise.
+        var flags =
+            s.share == .pt ? ptshare_MAP_SHARED_VALIDATE | Int32(bitPattern: s.mapSharedPTValue) : MAP_SHARED
         if fixed != nil { flags |= ptshare_MAP_FIXED_NOREPLACE }
         var address = fixed ?? 0
         var anonMapping: UInt64?

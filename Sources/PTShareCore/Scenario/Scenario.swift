@@ -19,8 +19,8 @@ public enum Backing: String, Sendable, CaseIterable, Codable {
 public enum ShareMode: String, Sendable, CaseIterable, Codable {
     /// Plain MAP_SHARED.
     case none
-    /// MAP_SHARED | MAP_SHARED_PT, after a MAP_SHARED_VALIDATE probe proved the kernel honours
-    /// the flag (plain MAP_SHARED would silently ignore an unknown one).
+    /// MAP_SHARED_VALIDATE | MAP_SHARED_PT (plain MAP_SHARED ignores the bit), after a probe
+    /// proved the kernel honours the flag.
     case pt
 }
 

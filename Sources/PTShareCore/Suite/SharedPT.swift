@@ -14,24 +14,27 @@ extension Suite {
         ("sharedpt.semantics.fork", SharedPTSemantics.fork),
         ("sharedpt.semantics.truncate", SharedPTSemantics.truncate),
         ("sharedpt.semantics.holepunch", SharedPTSemantics.holePunch),
-        ("sharedpt.semantics.mprotect", SharedPTSemantics.mprotect),
         ("sharedpt.semantics.mremap", SharedPTSemantics.mremap),
         ("sharedpt.semantics.madvise_dontneed", SharedPTSemantics.madviseDontNeed),
         ("sharedpt.semantics.madvise_hugepage", SharedPTSemantics.madviseHugePage),
         ("sharedpt.semantics.madvise_pageout", SharedPTSemantics.madvisePageout),
         ("sharedpt.semantics.unaligned_merge", SharedPTSemantics.unalignedMerge),
         ("sharedpt.semantics.partial_munmap", SharedPTSemantics.partialMunmap),
-        ("sharedpt.semantics.mlock", SharedPTSemantics.mlock),
-        ("sharedpt.semantics.mlockall", SharedPTSemantics.mlockall),
         ("sharedpt.semantics.ro_rw_isolation", SharedPTSemantics.roRwIsolation),
         ("sharedpt.semantics.different_addresses", SharedPTSemantics.differentAddresses),
         ("sharedpt.semantics.offset_mismatch", SharedPTSemantics.offsetMismatch),
-        ("sharedpt.semantics.userfaultfd", SharedPTSemantics.userfaultfd),
         ("sharedpt.semantics.madvise_collapse", SharedPTSemantics.madviseCollapse),
         ("sharedpt.semantics.madvise_mergeable", SharedPTSemantics.madviseMergeable),
         ("sharedpt.semantics.madvise_remove", SharedPTSemantics.madviseRemove),
         ("sharedpt.semantics.map_fixed", SharedPTSemantics.mapFixed),
         ("sharedpt.semantics.stale_tlb", SharedPTSemantics.staleTLB),
+        ("sharedpt.unshare.mprotect", SharedPTSemantics.unshareMprotect),
+        ("sharedpt.unshare.mlock", SharedPTSemantics.unshareMlock),
+        ("sharedpt.unshare.mlockall", SharedPTSemantics.unshareMlockall),
+        ("sharedpt.unshare.userfaultfd", SharedPTSemantics.unshareUserfaultfd),
+        ("sharedpt.unshare.split", SharedPTSemantics.unshareSplit),
+        ("sharedpt.hint_rounding", SharedPTSemantics.hintRounding),
+        ("sharedpt.scale.truncate", SharedPTSemantics.scaleTruncate),
         ("sharedpt.negative.private", SharedPTNegative.privateMapping),
         ("sharedpt.negative.anonymous", SharedPTNegative.anonymous),
         ("sharedpt.negative.misaligned_address", SharedPTNegative.misalignedAddress),
@@ -269,9 +272,11 @@ final class SharedPTFixture {
     /// Keeps a sharer made elsewhere (a fork child) for teardown.
     func adopt(_ s: Sharer) { sharers.append(s) }
 
-    /// MAP_SHARED_VALIDATE | flag for even sharers, MAP_SHARED | flag for odd: both forms map.
+    /// MAP_SHARED_VALIDATE | flag: only the validated form asks for shared tables (plain
+    /// MAP_SHARED ignores the bit, as any flag it does not know). Flag 0 is the harness's
+    /// self-test on plain mappings: MAP_SHARED.
     func flags(_ index: Int) -> Int32 {
-        (index % 2 == 0 ? ptshare_MAP_SHARED_VALIDATE : MAP_SHARED) | Int32(bitPattern: flag)
+        flag == 0 ? MAP_SHARED : ptshare_MAP_SHARED_VALIDATE | Int32(bitPattern: flag)
     }
 
     func truncate(to length: UInt64) throws(SharedPTError) {

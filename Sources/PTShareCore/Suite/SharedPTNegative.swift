@@ -1,8 +1,10 @@
 import CPTShare
 import Glibc
 
-/// sharedpt.negative.*: mmap calls MAP_SHARED_PT must refuse with EINVAL, made by this process
-/// (a wrongly accepted mapping is unmapped at once and fails the test).
+/// sharedpt.negative.*: mmap calls that MAP_SHARED_VALIDATE | MAP_SHARED_PT must refuse with
+/// EINVAL, and the same calls with plain MAP_SHARED (or MAP_PRIVATE), which must ignore the bit
+/// as they ignore every flag they do not know: map, without `sp`. Made by this process; a wrongly
+/// accepted or refused mapping fails the test.
 enum SharedPTNegative {
     static let chunk = Geometry.pmdSize
 
@@ -13,9 +15,16 @@ enum SharedPTNegative {
         var flags: Int32
         var fd: Int32
         var offset: UInt64 = 0
+        /// The same call without the bit, when stripping it is not enough (MAP_SHARED_VALIDATE
+        /// refuses MAP_FIXED_NOREPLACE without the flag on every kernel).
+        var controlFlags: Int32? = nil
+
+        /// Plain MAP_SHARED or MAP_PRIVATE: the bit is an unknown flag there.
+        var ignoresFlag: Bool { flags & 0x0f != ptshare_MAP_SHARED_VALIDATE }
     }
 
-    /// Gate, a 4 MiB memfd, then every case must fail with EINVAL.
+    /// Gate, a 4 MiB memfd, then every validated case must fail with EINVAL and every plain one
+    /// map without sharing.
     static func run(_ name: String, _ o: SuiteOptions, _ cases: (Int32, Int32) throws(SharedPTError) -> [Case])
         -> KTAPResult
     {
@@ -24,20 +33,25 @@ enum SharedPTNegative {
         do {
             let f = try SharedPTFixture(size: 2 * chunk, flag: o.mapSharedPTValue)
             let flag = Int32(bitPattern: o.mapSharedPTValue)
-            for k in try cases(f.fd, flag) { expectEINVAL(k, flag: flag, &c) }
+            for k in try cases(f.fd, flag) { expect(k, flag: flag, &c) }
         } catch {
             c.expect(false, "\(error)")
         }
         return c.result()
     }
 
-    /// The case without the flag must map (else it proves nothing), and with it fail with EINVAL.
-    static func expectEINVAL(_ k: Case, flag: Int32, _ c: inout Checks) {
+    /// The case without the flag must map (else it proves nothing); with it, the validated form
+    /// must fail with EINVAL and the plain form map without `sp` in its smaps VmFlags.
+    static func expect(_ k: Case, flag: Int32, _ c: inout Checks) {
         let desc =
             "\(k.what): mmap(\(hex(k.address)), \(ByteSize(k.length)), flags \(hex(UInt64(UInt32(bitPattern: k.flags)))), "
             + "offset \(ByteSize(k.offset)))"
         if let why = control(k, flag: flag) {
             c.expect(false, "\(desc): without the flag it fails too (\(why)), so this case proves nothing")
+            return
+        }
+        if k.ignoresFlag {
+            expectIgnored(k, desc, &c)
             return
         }
         do {
@@ -52,11 +66,40 @@ enum SharedPTNegative {
         }
     }
 
+    /// Plain MAP_SHARED (or MAP_PRIVATE) with the bit: an old binary that set it by accident
+    /// must keep working, so the call maps, and not with shared tables (no `sp`).
+    static func expectIgnored(_ k: Case, _ desc: String, _ c: inout Checks) {
+        let got: UInt64
+        do {
+            got = try Sys.mmap(
+                k.address, k.length, prot: PROT_READ | PROT_WRITE, flags: k.flags, fd: k.fd, offset: k.offset)
+        } catch {
+            c.expect(
+                false, "\(desc): \(error.errnoName), expected the bit to be ignored (only MAP_SHARED_VALIDATE asks)")
+            return
+        }
+        defer { try? Sys.munmap(got, k.length) }
+        do {
+            guard let e = try ProcFS.smaps(getpid()).first(where: { $0.contains(got) }) else {
+                c.expect(false, "\(desc): mapped at \(hex(got)), but smaps has no such mapping")
+                return
+            }
+            let sp = e.vmFlags.contains("sp")
+            c.expect(
+                !sp,
+                "\(desc): mapped at \(hex(got)), VmFlags \(e.vmFlags.joined(separator: " "))"
+                    + (sp ? ": sp, the bit was honoured without MAP_SHARED_VALIDATE" : " (the bit ignored)"))
+        } catch {
+            c.expect(false, "\(desc): mapped at \(hex(got)), smaps unreadable: \(error)")
+        }
+    }
+
     /// nil when the case maps without the MAP_SHARED_PT bit (unmapped again at once); else the errno.
     static func control(_ k: Case, flag: Int32) -> String? {
         do {
             let got = try Sys.mmap(
-                k.address, k.length, prot: PROT_READ | PROT_WRITE, flags: k.flags & ~flag, fd: k.fd, offset: k.offset)
+                k.address, k.length, prot: PROT_READ | PROT_WRITE, flags: k.controlFlags ?? (k.flags & ~flag),
+                fd: k.fd, offset: k.offset)
             try? Sys.munmap(got, k.length)
             return nil
         } catch {
@@ -64,7 +107,8 @@ enum SharedPTNegative {
         }
     }
 
-    /// Both forms that map shared: MAP_SHARED | flag and MAP_SHARED_VALIDATE | flag.
+    /// Both forms that map shared: MAP_SHARED | flag (the bit ignored) and
+    /// MAP_SHARED_VALIDATE | flag (refused).
     static func both(_ what: String, _ flag: Int32, _ make: (String, Int32) -> Case) -> [Case] {
         [
             make("\(what), MAP_SHARED", MAP_SHARED | flag),
@@ -74,13 +118,14 @@ enum SharedPTNegative {
 
     static func privateMapping(_ o: SuiteOptions) -> KTAPResult {
         run("sharedpt.negative.private", o) { fd, flag in
+            // MAP_SHARED_VALIDATE cannot be private: the bit is an unknown flag to MAP_PRIVATE.
             [Case(what: "MAP_PRIVATE | MAP_SHARED_PT of a memfd", flags: MAP_PRIVATE | flag, fd: fd)]
         }
     }
 
     static func anonymous(_ o: SuiteOptions) -> KTAPResult {
-        // MAP_SHARED only: MAP_SHARED_VALIDATE | MAP_ANONYMOUS is EINVAL on every kernel, so
-        // that form proves nothing about the flag.
+        // MAP_SHARED only (the bit ignored): MAP_SHARED_VALIDATE | MAP_ANONYMOUS is EINVAL on
+        // every kernel, so that form proves nothing about the flag.
         run("sharedpt.negative.anonymous", o) { _, flag in
             [Case(what: "MAP_ANONYMOUS, MAP_SHARED", flags: MAP_SHARED | MAP_ANONYMOUS | flag, fd: -1)]
         }
@@ -93,14 +138,15 @@ enum SharedPTNegative {
                 base = try AddressPlanner.freeRange(size: 2 * chunk, alignment: chunk)
             } catch { throw .system(error) }
             let at = base + Geometry.page
-            // MAP_SHARED_VALIDATE refuses MAP_FIXED_NOREPLACE on every kernel (it is not in
-            // LEGACY_MAP_MASK), and MAP_FIXED could replace a mapping that appeared in the range
-            // since it was found free: the fixed case is MAP_SHARED | MAP_FIXED_NOREPLACE.
-            return both("hint \(hex(at))", flag) { w, f in Case(what: w, address: at, flags: f, fd: fd) } + [
-                Case(
-                    what: "MAP_FIXED_NOREPLACE at \(hex(at)), MAP_SHARED", address: at,
-                    flags: MAP_SHARED | flag | ptshare_MAP_FIXED_NOREPLACE, fd: fd)
-            ]
+            // MAP_FIXED could replace a mapping that appeared in the range since it was found
+            // free: the fixed cases are MAP_FIXED_NOREPLACE. MAP_SHARED_VALIDATE takes it with
+            // the flag only, so its control is plain MAP_SHARED.
+            return both("hint \(hex(at))", flag) { w, f in Case(what: w, address: at, flags: f, fd: fd) }
+                + both("MAP_FIXED_NOREPLACE at \(hex(at))", flag) { w, f in
+                    Case(
+                        what: w, address: at, flags: f | ptshare_MAP_FIXED_NOREPLACE, fd: fd,
+                        controlFlags: MAP_SHARED | ptshare_MAP_FIXED_NOREPLACE)
+                }
         }
     }
 
@@ -151,7 +197,7 @@ enum SharedPTNegative {
             }
         }
         for (path, fd) in files {
-            for k in both(path, flag, { w, f in Case(what: w, flags: f, fd: fd) }) { expectEINVAL(k, flag: flag, &c) }
+            for k in both(path, flag, { w, f in Case(what: w, flags: f, fd: fd) }) { expect(k, flag: flag, &c) }
         }
         if !missing.isEmpty {
             c.unproven("not every kind of non-shmem file could be made: " + missing.joined(separator: "; "))

@@ -31,7 +31,7 @@ enum SharedPTSemantics {
 
     /// Sharer `index` maps `length` (default the whole file) at `offset` with the flag; the
     /// kernel's address must be 2 MiB-aligned. A failed mmap stops the test. `at` asks for an
-    /// address (`MAP_FIXED_NOREPLACE` with `MAP_SHARED`, which `MAP_SHARED_VALIDATE` refuses).
+    /// address (`MAP_FIXED_NOREPLACE`, which `MAP_SHARED_VALIDATE` takes with the flag).
     static func map(
         _ f: SharedPTFixture, _ s: Sharer, _ index: Int, _ c: inout Checks, length: UInt64? = nil,
         offset: UInt64 = 0, prot: Int32 = PROT_READ | PROT_WRITE, fd: Int32? = nil, at: UInt64? = nil,
@@ -42,8 +42,7 @@ enum SharedPTSemantics {
         let what =
             "sharer \(index) (pid \(s.pid)) maps \(ByteSize(len)) \(how)at offset \(ByteSize(offset))\(label)"
             + (at.map { " at \(hex($0))" } ?? "")
-        let flags =
-            at == nil ? f.flags(index) : MAP_SHARED | ptshare_MAP_FIXED_NOREPLACE | Int32(bitPattern: f.flag)
+        let flags = at == nil ? f.flags(index) : f.flags(index) | ptshare_MAP_FIXED_NOREPLACE
         let r = try s.call(
             PTSHARE_AGENT_MAP, addr: at ?? 0, length: len, offset: offset, arg: prot, flags: flags, fd: fd ?? f.fd)
         guard r.error == 0 else {
@@ -296,51 +295,26 @@ enum SharedPTSemantics {
         return (s, a)
     }
 
-    /// Changing the protection is refused; the same protection is a no-op that succeeds.
-    static func mprotect(_ o: SuiteOptions) -> KTAPResult {
-        run("sharedpt.semantics.mprotect", o) { f, c throws(SharedPTError) in
-            let s = try f.spawn(2)
-            let a = try map(f, s[0], 0, &c)
-            let b = try map(f, s[1], 1, &c)
-            try fill(s[0], 0, a, f.size, seed: 0x1000, &c)
-            for (what, addr, len, prot) in [
-                ("PROT_READ on the whole mapping", a, f.size, PROT_READ),
-                ("PROT_READ on its first 2 MiB", a, chunk, PROT_READ),
-                ("PROT_NONE on one page", a + page, page, PROT_NONE),
-            ] {
-                c.fails(
-                    "sharer 0 mprotect \(what)",
-                    try s[0].call(PTSHARE_AGENT_MPROTECT, addr: addr, length: len, arg: prot),
-                    EINVAL)
-            }
-            c.succeeds(
-                "sharer 0 mprotect PROT_READ | PROT_WRITE (unchanged)",
-                try s[0].call(PTSHARE_AGENT_MPROTECT, addr: a, length: f.size, arg: PROT_READ | PROT_WRITE))
-            try write(s[0], 0, a + 2 * page + 8, 0x5A3E, &c)
-            try read(s[1], 1, b + 2 * page + 8, 0x5A3E, &c)
-            try check(s[1], 1, b, f.size, seed: 0x1000, &c)
-            census([view(s[0], 0, a, length: f.size), view(s[1], 1, b, length: f.size)], &c, o)
-        }
-    }
-
-    /// mremap is refused, growing or shrinking; the mapping stays as it was.
+    /// mremap works and unshares: sharer 0 moves its mapping to twice the size (MREMAP_MAYMOVE),
+    /// sharer 1 shrinks its own to 2 MiB; each keeps the file's data at its new extent, and the
+    /// others keep sharing.
     static func mremap(_ o: SuiteOptions) -> KTAPResult {
         run("sharedpt.semantics.mremap", o) { f, c throws(SharedPTError) in
-            let s = try f.spawn(2)
-            let a = try map(f, s[0], 0, &c)
-            let b = try map(f, s[1], 1, &c)
-            try fill(s[0], 0, a, f.size, seed: 0x1000, &c)
-            c.fails(
-                "sharer 0 mremap to twice the size (MREMAP_MAYMOVE)",
-                try s[0].call(
-                    PTSHARE_AGENT_MREMAP, addr: a, length: f.size, offset: 2 * f.size, arg: ptshare_MREMAP_MAYMOVE),
-                EINVAL)
-            c.fails(
-                "sharer 0 mremap down to 2 MiB",
-                try s[0].call(PTSHARE_AGENT_MREMAP, addr: a, length: f.size, offset: chunk), EINVAL)
-            try check(s[0], 0, a, f.size, seed: 0x1000, &c)
-            try check(s[1], 1, b, f.size, seed: 0x1000, &c)
-            census([view(s[0], 0, a, length: f.size), view(s[1], 1, b, length: f.size)], &c, o)
+            var (s, a) = try sharersWithData(f, 4, &c, o)
+            let r = try s[0].call(
+                PTSHARE_AGENT_MREMAP, addr: a[0], length: f.size, offset: 2 * f.size, arg: ptshare_MREMAP_MAYMOVE)
+            guard c.succeeds("sharer 0 mremap to twice the size (MREMAP_MAYMOVE)", r) else {
+                throw .stepFailed("mremap")
+            }
+            a[0] = r.value
+            c.succeeds(
+                "sharer 1 mremap down to 2 MiB",
+                try s[1].call(PTSHARE_AGENT_MREMAP, addr: a[1], length: f.size, offset: chunk))
+            expectFlags(s[1], 1, a[1], shared: false, &c)
+            try check(s[1], 1, a[1], chunk, seed: 0x1000, &c)
+            s.remove(at: 1)
+            a.remove(at: 1)
+            try expectUnshared(f, s, a, diverged: 0, &c, o)
         }
     }
 
@@ -415,9 +389,9 @@ enum SharedPTSemantics {
     }
 
     /// A vma merge moves a boundary without splitting: one that would leave a boundary off the
-    /// 2 MiB grid is refused like an unaligned split. (Allowed, the sharer's exit would tear down
-    /// tables the other still maps through.) Aligned splits and merges work; the data survives
-    /// the first sharer's exit.
+    /// 2 MiB grid unshares the vma, like an unaligned split. (Left sharing, the sharer's exit
+    /// would tear down tables the other still maps through.) Aligned splits and merges keep
+    /// sharing; the data survives the first sharer's exit.
     static func unalignedMerge(_ o: SuiteOptions) -> KTAPResult {
         run("sharedpt.semantics.unaligned_merge", o, size: 8 << 20) { f, c throws(SharedPTError) in
             let (s, m) = try sharersWithData(f, 2, &c, o)
@@ -426,14 +400,20 @@ enum SharedPTSemantics {
             c.succeeds(
                 "sharer 0 madvise(MADV_DONTDUMP) on [4M, 8M) (an aligned split)",
                 try s[0].call(PTSHARE_AGENT_MADVISE, addr: a + half, length: half, arg: ptshare_MADV_DONTDUMP))
-            c.fails(
-                "sharer 0 madvise(MADV_DONTDUMP) on [2M+4K, 4M) (a merge into [4M, 8M) ending off the grid)",
-                try s[0].call(
-                    PTSHARE_AGENT_MADVISE, addr: a + chunk + page, length: chunk - page, arg: ptshare_MADV_DONTDUMP),
-                EINVAL)
             c.succeeds(
                 "sharer 0 madvise(MADV_DODUMP) on [4M, 8M) (an aligned merge back)",
                 try s[0].call(PTSHARE_AGENT_MADVISE, addr: a + half, length: half, arg: ptshare_MADV_DODUMP))
+            expectFlags(s[0], 0, a + half, shared: true, &c)
+            census(s, m, length: f.size, &c, o)
+            c.succeeds(
+                "sharer 0 madvise(MADV_DONTDUMP) on [4M, 8M) (an aligned split again)",
+                try s[0].call(PTSHARE_AGENT_MADVISE, addr: a + half, length: half, arg: ptshare_MADV_DONTDUMP))
+            c.succeeds(
+                "sharer 0 madvise(MADV_DONTDUMP) on [2M+4K, 4M) (a merge into [4M, 8M) ending off the grid)",
+                try s[0].call(
+                    PTSHARE_AGENT_MADVISE, addr: a + chunk + page, length: chunk - page, arg: ptshare_MADV_DONTDUMP))
+            expectFlags(s[0], 0, a, shared: false, &c)
+            expectFlags(s[0], 0, a + half, shared: true, with: ["dd"], &c)
             try check(s[0], 0, a, f.size, seed: 0x1000, &c)
             try s[0].exit()
             c.note("sharer 0 (pid \(s[0].pid)) exited and was reaped")
@@ -443,8 +423,9 @@ enum SharedPTSemantics {
         }
     }
 
-    /// munmap of a 2 MiB-aligned middle chunk works and leaves the rest mapped and correct, and
-    /// the other sharer unaffected; a munmap that would split at an unaligned address is refused.
+    /// munmap of a 2 MiB-aligned middle chunk works and leaves the rest mapped, correct and
+    /// still shared, and the other sharer unaffected (an unaligned munmap unshares instead: see
+    /// sharedpt.unshare.split).
     static func partialMunmap(_ o: SuiteOptions) -> KTAPResult {
         run("sharedpt.semantics.partial_munmap", o, size: 6 << 20) { f, c throws(SharedPTError) in
             let (s, m) = try sharersWithData(f, 2, &c, o)
@@ -455,41 +436,20 @@ enum SharedPTSemantics {
             try check(s[0], 0, a, chunk, seed: 0x1000, &c)
             try check(s[0], 0, a + tail, chunk, seed: 0x1000 + tail / page, &c)
             try check(s[1], 1, b, f.size, seed: 0x1000, &c)
-            for (what, addr, len) in [
-                ("one page at 4K", a + page, page),
-                ("[4M, 5M)", a + tail, mib),
-                ("[5M, 6M)", a + tail + mib, mib),
-                ("[1M, 5M) across the hole", a + mib, 4 * mib),
-            ] {
-                c.fails(
-                    "sharer 0 munmap of \(what)", try s[0].call(PTSHARE_AGENT_UNMAP, addr: addr, length: len), EINVAL)
-            }
+            expectFlags(s[0], 0, a, shared: true, &c)
+            expectFlags(s[0], 0, a + tail, shared: true, &c)
+            census(
+                [view(s[0], 0, a, length: chunk), view(s[1], 1, b, length: chunk)]
+                    + [
+                        view(s[0], 0, a + tail, offset: tail, length: chunk),
+                        view(s[1], 1, b + tail, offset: tail, length: chunk),
+                    ], &c, o)
             try fill(s[1], 1, b, f.size, seed: 0x2000, &c)
             try check(s[0], 0, a, chunk, seed: 0x2000, &c)
             try check(s[0], 0, a + tail, chunk, seed: 0x2000 + tail / page, &c)
             c.succeeds("sharer 0 munmap of [0, 2M)", try s[0].call(PTSHARE_AGENT_UNMAP, addr: a, length: chunk))
             c.succeeds("sharer 0 munmap of [4M, 6M)", try s[0].call(PTSHARE_AGENT_UNMAP, addr: a + tail, length: chunk))
             try check(s[1], 1, b, f.size, seed: 0x2000, &c)
-        }
-    }
-
-    /// mlock, mlock2 and MAP_LOCKED are refused.
-    static func mlock(_ o: SuiteOptions) -> KTAPResult {
-        run("sharedpt.semantics.mlock", o) { f, c throws(SharedPTError) in
-            let s = try f.spawn(2)
-            let a = try map(f, s[0], 0, &c)
-            try fill(s[0], 0, a, f.size, seed: 0x1000, &c)
-            c.fails("sharer 0 mlock", try s[0].call(PTSHARE_AGENT_MLOCK, addr: a, length: f.size), EINVAL)
-            c.fails(
-                "sharer 0 mlock2(MLOCK_ONFAULT)",
-                try s[0].call(PTSHARE_AGENT_MLOCK, addr: a, length: f.size, arg: ptshare_MLOCK_ONFAULT), EINVAL)
-            let r = try s[1].call(
-                PTSHARE_AGENT_MAP, length: f.size, arg: PROT_READ | PROT_WRITE,
-                flags: f.flags(0) | ptshare_MAP_LOCKED, fd: f.fd)
-            c.fails("sharer 1 mmap with MAP_LOCKED", r, EINVAL)
-            let b = try map(f, s[1], 1, &c)
-            try check(s[1], 1, b, f.size, seed: 0x1000, &c)
-            census([view(s[0], 0, a, length: f.size), view(s[1], 1, b, length: f.size)], &c, o)
         }
     }
 }

@@ -90,40 +90,6 @@ extension SharedPTSemantics {
         }
     }
 
-    /// userfaultfd registration is refused: a missing-page fault resolved for one sharer would
-    /// be resolved for all. Premise: the same registration of a plain mapping works (else the
-    /// kernel has no userfaultfd, or forbids it to us, and this ends as SKIP with the reason).
-    static func userfaultfd(_ o: SuiteOptions) -> KTAPResult {
-        run("sharedpt.semantics.userfaultfd", o) { f, c throws(SharedPTError) in
-            let plain = try f.scratch()
-            let s = try f.spawn(1)[0]
-            let a = try map(f, s, 0, &c)
-            let p = try s.call(
-                PTSHARE_AGENT_MAP, length: f.size, arg: PROT_READ | PROT_WRITE, flags: MAP_SHARED, fd: plain)
-            guard c.succeeds("sharer 0 maps another memfd without the flag (the premise)", p) else {
-                throw .stepFailed("plain mapping")
-            }
-            let steps = ["", "userfaultfd()", "UFFDIO_API", "UFFDIO_REGISTER"]
-            let r = try s.call(PTSHARE_AGENT_UFFD_REGISTER, addr: p.value, length: f.size)
-            if r.error != 0 {
-                let step = steps[Int(min(r.value, 3))]
-                c.unproven(
-                    "userfaultfd on a plain mapping fails at \(step): \(Checks.describe(r)) "
-                        + "(CONFIG_USERFAULTFD off, or vm.unprivileged_userfaultfd): the refusal cannot be shown")
-                return
-            }
-            c.note("premise: userfaultfd registration of the plain mapping: ok")
-            let q = try s.call(PTSHARE_AGENT_UFFD_REGISTER, addr: a, length: f.size)
-            c.expect(
-                q.error == EINVAL && q.value == 3,
-                "sharer 0 registers its MAP_SHARED_PT mapping: "
-                    + (q.error == 0
-                        ? "registered, expected EINVAL"
-                        : "\(steps[Int(min(q.value, 3))]): \(Checks.describe(q))"
-                            + (q.error == EINVAL && q.value == 3 ? "" : ", expected EINVAL from UFFDIO_REGISTER")))
-        }
-    }
-
     /// MADV_COLLAPSE would put a PMD mapping in place of the shared table.
     static func madviseCollapse(_ o: SuiteOptions) -> KTAPResult {
         refusedAdvice("sharedpt.semantics.madvise_collapse", o, [("MADV_COLLAPSE", ptshare_MADV_COLLAPSE)])
@@ -147,8 +113,8 @@ extension SharedPTSemantics {
     }
 
     /// MAP_FIXED over a 2 MiB-aligned part replaces that chunk (the rest and the other sharer
-    /// keep the file's data); over a part that would split the mapping off the 2 MiB grid it is
-    /// EINVAL and nothing changes.
+    /// keep the file's data, still shared); over a part that splits the mapping off the 2 MiB
+    /// grid it works too, and the vma it splits leaves the shared tables.
     static func mapFixed(_ o: SuiteOptions) -> KTAPResult {
         run("sharedpt.semantics.map_fixed", o, size: 6 << 20) { f, c throws(SharedPTError) in
             let (s, m) = try sharersWithData(f, 2, &c, o)
@@ -161,59 +127,25 @@ extension SharedPTSemantics {
             try check(s[0], 0, a, chunk, seed: 0x1000, &c)
             try check(s[0], 0, a + 2 * chunk, chunk, seed: 0x1000 + 2 * chunk / page, &c)
             try check(s[1], 1, b, f.size, seed: 0x1000, &c)
-            c.fails(
-                "sharer 0 maps anonymous memory MAP_FIXED over [4M+4K, 4M+8K)",
-                try s[0].call(
-                    PTSHARE_AGENT_MAP, addr: a + 2 * chunk + page, length: page, arg: PROT_READ | PROT_WRITE,
-                    flags: anon), EINVAL)
-            try check(s[0], 0, a + 2 * chunk, chunk, seed: 0x1000 + 2 * chunk / page, &c)
             census(
                 [view(s[0], 0, a, length: chunk), view(s[1], 1, b, length: chunk)]
                     + [
                         view(s[0], 0, a + 2 * chunk, offset: 2 * chunk, length: chunk),
                         view(s[1], 1, b + 2 * chunk, offset: 2 * chunk, length: chunk),
                     ], &c, o)
-        }
-    }
-
-    /// mlockall(MCL_FUTURE) in force refuses a new MAP_SHARED_PT mapping (a locked vma must not
-    /// share: reclaim through another sharer's vma reaches the same PTEs), while a plain mapping
-    /// is taken and locked; mlockall(MCL_CURRENT) succeeds and leaves these vmas unlocked.
-    static func mlockall(_ o: SuiteOptions) -> KTAPResult {
-        run("sharedpt.semantics.mlockall", o) { f, c throws(SharedPTError) in
-            let plain = try f.scratch()
-            let s = try f.spawn(2)
             c.succeeds(
-                "sharer 0 mlockall(MCL_FUTURE)", try s[0].call(PTSHARE_AGENT_MLOCKALL, arg: ptshare_MCL_FUTURE))
-            let r = try s[0].call(
-                PTSHARE_AGENT_MAP, length: f.size, arg: PROT_READ | PROT_WRITE, flags: f.flags(0), fd: f.fd)
-            c.fails("sharer 0 maps with the flag under MCL_FUTURE", r, EINVAL)
-            let p = try s[0].call(
-                PTSHARE_AGENT_MAP, length: f.size, arg: PROT_READ | PROT_WRITE, flags: MAP_SHARED, fd: plain)
-            c.succeeds("sharer 0 maps another memfd without the flag under MCL_FUTURE (the premise)", p)
-            c.succeeds("sharer 0 munlockall", try s[0].call(PTSHARE_AGENT_MLOCKALL, arg: 0))
-            let a = try map(f, s[0], 0, &c)
-            try fill(s[0], 0, a, f.size, seed: 0x1000, &c)
-            let b = try map(f, s[1], 1, &c)
-            let q = try s[1].call(
-                PTSHARE_AGENT_MAP, length: f.size, arg: PROT_READ | PROT_WRITE, flags: MAP_SHARED, fd: plain)
-            guard c.succeeds("sharer 1 maps another memfd without the flag", q) else { throw .stepFailed("plain") }
-            c.succeeds(
-                "sharer 1 mlockall(MCL_CURRENT)", try s[1].call(PTSHARE_AGENT_MLOCKALL, arg: ptshare_MCL_CURRENT))
-            let smaps: [SmapsEntry]
-            do throws(RunError) { smaps = try ProcFS.smaps(s[1].pid) } catch {
-                c.expect(false, "smaps of sharer 1: \(error)")
-                return
-            }
-            let locked = { (addr: UInt64) -> String in
-                guard let e = smaps.first(where: { $0.contains(addr) }) else { return "not mapped" }
-                return e.vmFlags.contains("lo") ? "locked" : "not locked"
-            }
-            c.expect(locked(q.value) == "locked", "sharer 1's plain mapping after MCL_CURRENT: \(locked(q.value))")
-            c.expect(
-                locked(b) == "not locked", "sharer 1's MAP_SHARED_PT mapping after MCL_CURRENT: \(locked(b))")
+                "sharer 0 maps anonymous memory MAP_FIXED over [4M+4K, 4M+8K)",
+                try s[0].call(
+                    PTSHARE_AGENT_MAP, addr: a + 2 * chunk + page, length: page, arg: PROT_READ | PROT_WRITE,
+                    flags: anon))
+            try read(s[0], 0, a + 2 * chunk + page + 8, 0, &c)
+            let base = 0x1000 + 2 * chunk / page
+            try check(s[0], 0, a + 2 * chunk, page, seed: base, &c)
+            try check(s[0], 0, a + 2 * chunk + 2 * page, chunk - 2 * page, seed: base + 2, &c)
+            expectFlags(s[0], 0, a + 2 * chunk, shared: false, &c)
+            expectFlags(s[0], 0, a, shared: true, &c)
             try check(s[1], 1, b, f.size, seed: 0x1000, &c)
-            census([view(s[0], 0, a, length: f.size), view(s[1], 1, b, length: f.size)], &c, o)
+            census([view(s[0], 0, a, length: chunk), view(s[1], 1, b, length: chunk)], &c, o)
         }
     }
 
