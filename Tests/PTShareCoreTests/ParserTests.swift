@@ -485,13 +485,18 @@ private let MiB: UInt64 = 1024 * 1024
 // MARK: - /proc/interrupts
 
 @Suite struct InterruptsParserTests {
-    @Test func tlbShootdownsSummedOverCPUs() throws {
-        // interrupts-6.18.txt: "TLB:      99149      82359   TLB shootdowns" (2 CPUs).
-        #expect(TLBShootdowns.parse(try fixture("interrupts-6.18")) == 99149 + 82359)
+    @Test func callAndTLBRowsSummedOverCPUs() throws {
+        // interrupts-6.18.txt (2 CPUs): "CAL:    1325233    1232735   Function call interrupts",
+        // "TLB:      99167      82383   TLB shootdowns".
+        #expect(
+            IPICounts.parse(try fixture("interrupts-6.18"))
+                == IPICounts(call: 1_325_233 + 1_232_735, tlb: 99167 + 82383))
     }
 
-    @Test func noTLBRow() {
-        #expect(TLBShootdowns.parse("           CPU0\n  0:         25   IO-APIC   2-edge      timer\n") == nil)
-        #expect(TLBShootdowns.parse("") == nil)
+    @Test func rowsMissing() {
+        #expect(IPICounts.parse("           CPU0\n  0:         25   IO-APIC   2-edge      timer\n") == nil)
+        #expect(IPICounts.parse("TLB:  5  6   TLB shootdowns\n") == nil)
+        #expect(IPICounts.row("TLB:  5  6   TLB shootdowns\n", "TLB:") == 11)
+        #expect(IPICounts.parse("") == nil)
     }
 }
