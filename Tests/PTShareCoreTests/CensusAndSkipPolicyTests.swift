@@ -74,6 +74,23 @@ import Testing
         #expect(line.contains("chunk 1: 2 tables for 2 views"), "\(line)")
     }
 
+    /// Six views under a cap of three sharers a table: two tables per chunk, three views each.
+    @Test func aCapOnSharersPerTable() {
+        let v = (0..<6).map { Self.view("v\($0)", offset: 0, chunks: 2) }
+        let capped = TableCensus.layout(v, (0..<6).map { Self.map($0 < 3 ? [10, 11] : [20, 21]) })
+        #expect(capped.judge(.atMostPerTable(3)).ok, "\(capped.judge(.atMostPerTable(3)).line)")
+        #expect(!capped.judge(.oneTablePerChunk).ok)
+        // No cap honoured: one table for all six.
+        let one = TableCensus.layout(v, (0..<6).map { _ in Self.map([10, 11]) })
+        let (ok, line) = one.judge(.atMostPerTable(3))
+        #expect(!ok)
+        #expect(line.contains("chunk 0: table pfn 0xa serves 6 views, more than 3"), "\(line)")
+        // Sharing sparser than the cap allows.
+        let sparse = TableCensus.layout(
+            v, (0..<6).map { Self.map($0 < 2 ? [10, 11] : $0 < 4 ? [20, 21] : [30, 31]) })
+        #expect(sparse.judge(.atMostPerTable(3)).line.contains("chunk 0: 3 tables for 6 views, expected 2"))
+    }
+
     @Test func aMissingTableFailsSharing() {
         let c = TableCensus.layout(
             [Self.view("a", offset: 0, chunks: 2), Self.view("b", offset: 0, chunks: 2)],

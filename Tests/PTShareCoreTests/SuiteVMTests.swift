@@ -46,7 +46,7 @@ import Testing
                 "sharedpt.semantics.map_fixed", "sharedpt.semantics.stale_tlb",
                 "sharedpt.unshare.mprotect", "sharedpt.unshare.mlock", "sharedpt.unshare.mlockall",
                 "sharedpt.unshare.userfaultfd", "sharedpt.unshare.split", "sharedpt.hint_rounding",
-                "sharedpt.scale.truncate", "sharedpt.negative.private",
+                "sharedpt.scale.truncate", "sharedpt.saturation", "sharedpt.negative.private",
                 "sharedpt.negative.anonymous", "sharedpt.negative.misaligned_address",
                 "sharedpt.negative.misaligned_length", "sharedpt.negative.misaligned_offset",
                 "sharedpt.negative.non_shmem", "sharedpt.stress", "sharedpt.teardown.no_leak",

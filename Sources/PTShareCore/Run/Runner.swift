@@ -229,8 +229,10 @@ public enum Runner {
         }
         // Only MAP_SHARED_VALIDATE asks for the flag (plain MAP_SHARED ignores the bit); with
         // it, MAP_SHARED_VALIDATE also takes MAP_FIXED_NOREPLACE, which it refuses otherwise.
+        // Value 0 is the harness's self-test on plain mappings: MAP_SHARED.
         var flags =
-            s.share == .pt ? ptshare_MAP_SHARED_VALIDATE | Int32(bitPattern: s.mapSharedPTValue) : MAP_SHARED
+            s.share == .pt && s.mapSharedPTValue != 0
+            ? ptshare_MAP_SHARED_VALIDATE | Int32(bitPattern: s.mapSharedPTValue) : MAP_SHARED
         if fixed != nil { flags |= ptshare_MAP_FIXED_NOREPLACE }
         var address = fixed ?? 0
         var anonMapping: UInt64?

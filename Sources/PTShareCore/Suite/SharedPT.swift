@@ -35,6 +35,7 @@ extension Suite {
         ("sharedpt.unshare.split", SharedPTSemantics.unshareSplit),
         ("sharedpt.hint_rounding", SharedPTSemantics.hintRounding),
         ("sharedpt.scale.truncate", SharedPTSemantics.scaleTruncate),
+        ("sharedpt.saturation", SharedPTSemantics.saturation),
         ("sharedpt.negative.private", SharedPTNegative.privateMapping),
         ("sharedpt.negative.anonymous", SharedPTNegative.anonymous),
         ("sharedpt.negative.misaligned_address", SharedPTNegative.misalignedAddress),

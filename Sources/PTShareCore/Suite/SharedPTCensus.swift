@@ -27,6 +27,10 @@ struct TableCensus: Sendable, Equatable {
         /// with a table in several views has the same one in all of them, and at least one chunk
         /// is mapped through one table in two or more views (else the census proved nothing).
         case sharedWhereFaulted
+        /// Every view maps every chunk through a PTE table, no table serves more than `k` views,
+        /// and each chunk has as few tables as that allows (one per `k` views, rounded up):
+        /// sharing as dense as a cap on sharers per table lets it be.
+        case atMostPerTable(Int)
     }
 
     struct Entry: Sendable, Equatable {
@@ -77,7 +81,17 @@ struct TableCensus: Sendable, Equatable {
             }
             let pfns = Set(entries.filter { $0.slot.kind == .table }.map(\.slot.pfn))
             for en in entries where en.slot.kind == .table { owners[en.slot.pfn, default: []].append(en.view) }
-            if e != .separateTables && pfns.count > 1 {
+            if case .atMostPerTable(let cap) = e {
+                var users: [UInt64: Int] = [:]
+                for en in entries where en.slot.kind == .table { users[en.slot.pfn, default: 0] += 1 }
+                for (pfn, n) in users.sorted(by: { $0.key < $1.key }) where n > cap {
+                    problems.append("chunk \(k): table pfn \(hex(pfn)) serves \(n) views, more than \(cap)")
+                }
+                let need = (entries.count + cap - 1) / max(cap, 1)
+                if pfns.count != need {
+                    problems.append("chunk \(k): \(pfns.count) tables for \(entries.count) views, expected \(need)")
+                }
+            } else if e != .separateTables && pfns.count > 1 {
                 problems.append("chunk \(k): \(pfns.count) tables for \(entries.count) views")
             }
         }
@@ -96,6 +110,7 @@ struct TableCensus: Sendable, Equatable {
         case .separateTables: what = "no table shared between views"
         case .sharedWhereFaulted:
             what = "one table per faulted chunk, shared somewhere (\(sharedChunks) chunks shared by several views)"
+        case .atMostPerTable(let cap): what = "tables of at most \(cap) views each, as few as that allows"
         }
         var line =
             "census (ptshare_probe): \(chunks.count) chunks × \(views) views, \(distinctTables) distinct PTE tables; "

@@ -58,6 +58,36 @@ extension SharedPTSemantics {
         }
     }
 
+    /// pt_share_count is an atomic_t: a table takes a bounded number of sharers, and a fault
+    /// that finds only full tables starts a new one. The kernel's cap (INT_MAX) cannot be
+    /// reached in a test; debugfs lowers it to 2 extra sharers, and six sharers must then use
+    /// two tables per chunk, three sharers each (v1 had no cap: one table, and a count that
+    /// could wrap). The knob is restored afterwards.
+    static func saturation(_ o: SuiteOptions) -> KTAPResult {
+        run("sharedpt.saturation", o) { f, c throws(SharedPTError) in
+            let path = "/sys/kernel/debug/ptshare_max_sharers"
+            let old: UInt64
+            do { old = try ProcFS.integer(path) } catch {
+                c.unproven("\(path) unreadable (\(error)): this kernel has no cap to lower")
+                return
+            }
+            do { try writeSysctl(path, 2) } catch {
+                c.unproven("\(path) cannot be set (\(error)): the cap cannot be tested")
+                return
+            }
+            defer { try? writeSysctl(path, old) }
+            c.note("\(path) set to 2 (was \(old)): a table takes its creator and 2 more")
+            let s = try f.spawn(6)
+            var a: [UInt64] = []
+            for i in s.indices { a.append(try map(f, s[i], i, &c)) }
+            try fill(s[0], 0, a[0], f.size, seed: 0x1000, &c)
+            for i in 1..<s.count { try check(s[i], i, a[i], f.size, seed: 0x1000, &c) }
+            census(s.indices.map { view(s[$0], $0, a[$0], length: f.size) }, &c, o, .atMostPerTable(3))
+            try write(s[5], 5, a[5] + 3 * page + 16, 0x5A7, &c)
+            try read(s[0], 0, a[0] + 3 * page + 16, 0x5A7, &c)
+        }
+    }
+
     static func writeSysctl(_ path: String, _ value: UInt64) throws(SystemCallError) {
         let fd = try Sys.open(path, O_WRONLY | O_CLOEXEC)
         defer { Sys.close(fd) }
