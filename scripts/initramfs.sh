@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds (or reuses) the guest initramfs: busybox-static, a static release ptshare,
 # scripts/guest/init and, when given, the ptshare_probe module (built for the kernel it will
-# boot). Cached in $PTSHARE_CACHE/initramfs by a hash of its inputs.
+# boot) and the series' kselftest (/bin/ptshare-selftest, from scripts/selftest-build.sh).
+# Cached in $PTSHARE_CACHE/initramfs by a hash of its inputs.
 #
-#   scripts/initramfs.sh [ptshare_probe.ko]
+#   scripts/initramfs.sh [--selftest BINARY] [ptshare_probe.ko]
 #
 # Prints the path of the .cpio.gz on stdout.
 set -euo pipefail
@@ -26,9 +27,15 @@ fi
 busybox=/bin/busybox
 bin="${PTSHARE_STATIC_BIN:-$("$root/scripts/build-static.sh")}"
 init="$root/scripts/guest/init"
+selftest=""
+if [ "${1:-}" = --selftest ]; then
+    selftest="${2:?--selftest needs a file}"
+    shift 2
+    [ -f "$selftest" ] || { echo "initramfs: error: $selftest not found" >&2; exit 1; }
+fi
 module="${1:-}"
 [ -z "$module" ] || [ -f "$module" ] || { echo "initramfs: error: $module not found" >&2; exit 1; }
-key="$(cat "$0" "$bin" "$busybox" "$init" ${module:+"$module"} | sha256sum | cut -c1-16)"
+key="$(cat "$0" "$bin" "$busybox" "$init" ${module:+"$module"} ${selftest:+"$selftest"} | sha256sum | cut -c1-16)"
 out="$cache/initramfs/$key.cpio.gz"
 if [ -f "$out" ]; then
     say "cached: $out"
@@ -41,6 +48,7 @@ trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage"/{bin,dev,proc,sys,tmp,results}
 cp "$busybox" "$stage/bin/busybox"
 cp "$bin" "$stage/bin/ptshare"
+[ -z "$selftest" ] || cp "$selftest" "$stage/bin/ptshare-selftest"
 install -m 0755 "$init" "$stage/init"
 mkdir -p "$(dirname "$out")"
 if [ -n "$module" ]; then

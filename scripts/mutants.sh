@@ -138,7 +138,7 @@ for n in "${names[@]}"; do
     targs=()
     for t in $tests; do targs+=(--test "$t"); done
     set +e
-    "$bin" vm --kernel "$mdir/bzImage" --out "$out/$n" -- suite --ktap --expect-map-shared-pt supported \
+    "$bin" vm --kernel "$mdir/bzImage" --numa 2 --out "$out/$n" -- suite --ktap --expect-map-shared-pt supported \
         --fail-on-skip "${targs[@]}" >"$out/$n.ktap" 2>"$out/$n.stderr"
     rc=$?
     set -e

@@ -93,14 +93,17 @@ step "checkpatch --strict on kmod/patches and the probe module" scripts/checkpat
 # Tests the patched-debug kernel runs: its lockdep/DEBUG_VM build is slow under TCG, so it
 # runs what drives the sharing paths (attach, detach, zap through the rmap, fork, exit) under
 # the debug checks, not the savings and census tests the patched flavour already ran. Every
-# sharedpt.semantics.* and sharedpt.unshare.* test registered in the suite (each unshare drives
-# a zap, an unhook and a refault under the debug checks), so a new one cannot miss this run.
+# sharedpt.semantics.*, sharedpt.unshare.*, sharedpt.accounting.* and sharedpt.thp.* test
+# registered in the suite (each unshare drives a zap, an unhook and a refault, each accounting
+# test the RSS fan-out under lockdep, the THP test PMD and shared PTE chunks in one mapping), so
+# a new one cannot miss this run.
 debug_tests=(--test sharedpt.stress --test sharedpt.hint_rounding)
-semantics=$(grep -oE '"sharedpt\.(semantics|unshare)\.[a-z_]*"' Sources/PTShareCore/Suite/SharedPT.swift | tr -d '"')
+semantics=$(grep -oE '"sharedpt\.(semantics|unshare|accounting|thp)\.[a-z_]*"' Sources/PTShareCore/Suite/SharedPT.swift | tr -d '"')
 [ -n "$semantics" ] || { echo "scripts/test.sh: error: no sharedpt.semantics.* test found in SharedPT.swift" >&2; exit 1; }
 for t in $semantics; do debug_tests+=(--test "$t"); done
-# Every exit path of a shared table under DEBUG_VM and PAGE_TABLE_CHECK.
-debug_tests+=(--test sharedpt.teardown.no_leak)
+# The series' own kselftest, and every exit path of a shared table under DEBUG_VM and
+# PAGE_TABLE_CHECK.
+debug_tests+=(--test sharedpt.kselftest --test sharedpt.teardown.no_leak)
 # Each flavour: the kernel build as its own step (cold 10-17 min, ccache shares objects across
 # flavours; cached instantly), then the suite in QEMU on it (about 2 min for the stock suite).
 npatches=0
@@ -116,8 +119,10 @@ allow_skips=(
 )
 for flavour in stock patched patched-debug; do
     suite_args=()
-    if [ "$flavour" = patched ]; then suite_args=(-- "${allow_skips[@]}"); fi
-    if [ "$flavour" = patched-debug ]; then suite_args=(-- "${debug_tests[@]}" "${allow_skips[@]}"); fi
+    # The patched flavours boot with two NUMA nodes: sharedpt.accounting.move_all moves pages
+    # between them (issue 11 builds on it).
+    if [ "$flavour" = patched ]; then suite_args=(--numa 2 -- "${allow_skips[@]}"); fi
+    if [ "$flavour" = patched-debug ]; then suite_args=(--numa 2 -- "${debug_tests[@]}" "${allow_skips[@]}"); fi
     if [ "$flavour" != stock ] && [ "$npatches" = 0 ]; then
         echo "scripts/test.sh: error: kmod/patches/ holds no patch series: the $flavour kernel cannot be built" >&2
         not_run "kernel build: $flavour" "no patches in kmod/patches"

@@ -8,7 +8,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <linux/kvm.h>
 #include <linux/magic.h>
+#include <linux/mempolicy.h>
 #include <linux/userfaultfd.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -34,6 +36,8 @@
 
 const int ptshare_MAP_LOCKED = MAP_LOCKED;
 const int ptshare_MADV_DONTNEED = MADV_DONTNEED;
+const int ptshare_MPOL_MF_MOVE = MPOL_MF_MOVE;
+const int ptshare_MPOL_MF_MOVE_ALL = MPOL_MF_MOVE_ALL;
 const int ptshare_MADV_HUGEPAGE = MADV_HUGEPAGE;
 const int ptshare_MADV_NOHUGEPAGE = MADV_NOHUGEPAGE;
 const int ptshare_MADV_COLD = MADV_COLD;
@@ -218,6 +222,58 @@ static void agent_uffd(uint64_t addr, uint64_t len, struct ptshare_agent_reply *
 		r->value = 3;
 	}
 	close((int)fd);
+}
+
+/* A VM is what gives a process's mm a secondary MMU (an MMU notifier) without a device.
+ * The fds stay open: the VM lives as long as the sharer. */
+static void agent_kvm_vm(struct ptshare_agent_reply *r)
+{
+	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	int vm;
+
+	if (kvm < 0) {
+		r->error = errno;
+		r->value = 1;
+		return;
+	}
+	vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	if (vm < 0) {
+		r->error = errno;
+		r->value = 2;
+		close(kvm);
+	}
+}
+
+/* At most 32 MiB of pages per call: the arrays live on the stack of a small process. */
+#define AGENT_MOVE_MAX 8192u
+
+static void agent_move_pages(uint64_t addr, uint64_t len, int node, int flags, uint64_t count_node,
+			     struct ptshare_agent_reply *r)
+{
+	static void *pages[AGENT_MOVE_MAX];
+	static int nodes[AGENT_MOVE_MAX];
+	static int status[AGENT_MOVE_MAX];
+	unsigned long n = len / 4096;
+
+	if (n == 0 || n > AGENT_MOVE_MAX) {
+		r->error = EINVAL;
+		return;
+	}
+	for (unsigned long i = 0; i < n; i++) {
+		pages[i] = (void *)(uintptr_t)(addr + i * 4096);
+		nodes[i] = node;
+		status[i] = -1;
+	}
+	if (syscall(SYS_move_pages, 0, n, pages, node < 0 ? NULL : nodes, status, flags) < 0) {
+		r->error = errno;
+		return;
+	}
+	for (unsigned long i = 0; i < n; i++) {
+		if (status[i] == (int)count_node)
+			r->value++;
+		else if (status[i] == -EACCES)
+			r->found++;
+	}
 }
 
 int ptshare_pin_to_cpu(int cpu, uint64_t *saved)
@@ -405,6 +461,12 @@ void ptshare_agent_main(const struct ptshare_agent_plan *p)
 			break;
 		case PTSHARE_AGENT_EXEC:
 			agent_exec(&r);
+			break;
+		case PTSHARE_AGENT_KVM_VM:
+			agent_kvm_vm(&r);
+			break;
+		case PTSHARE_AGENT_MOVE_PAGES:
+			agent_move_pages(c.addr, c.length, c.arg, c.flags, c.value, &r);
 			break;
 		default:
 			r.error = EINVAL;

@@ -24,6 +24,9 @@ extension PTShare {
         @Option(help: "Guest CPUs.")
         public var cpus: Int = 2
 
+        @Option(help: "Guest NUMA nodes, memory and CPUs split evenly (1: no NUMA topology).")
+        public var numa: Int = 1
+
         @Option(help: "Seconds before QEMU is killed and the run fails.")
         public var timeout: Int = 600
 
@@ -51,6 +54,10 @@ extension PTShare {
             let mem: UInt64
             do { mem = try ByteSize.parse(memory).bytes } catch { throw ValidationError("--memory: \(error)") }
             guard cpus >= 1 && cpus <= 64 else { throw ValidationError("--cpus \(cpus): must be between 1 and 64") }
+            guard numa >= 1 && numa <= 8 else { throw ValidationError("--numa \(numa): must be between 1 and 8") }
+            guard mem / UInt64(numa) >= 256 << 20 else {
+                throw ValidationError("--numa \(numa) with --memory \(ByteSize(mem)): each node needs at least 256M")
+            }
             guard timeout >= 1 else { throw ValidationError("--timeout \(timeout): must be at least 1 second") }
             guard hugepages >= 0 else { throw ValidationError("--hugepages \(hugepages): must be 0 or more") }
             let pmemBytes: UInt64
@@ -72,7 +79,7 @@ extension PTShare {
             return VMOptions(
                 kernel: k, memoryBytes: mem, cpus: cpus, timeoutSeconds: timeout,
                 outDirectory: out ?? "ptshare-results/vm-\(timestampForPath())", accel: accel, hugepages: hugepages,
-                pmemBytes: pmemBytes, guestArguments: guestArguments, root: root)
+                pmemBytes: pmemBytes, guestArguments: guestArguments, root: root, numaNodes: numa)
         }
 
         public mutating func validate() throws { _ = try options() }

@@ -500,3 +500,53 @@ private let MiB: UInt64 = 1024 * 1024
         #expect(IPICounts.parse("") == nil)
     }
 }
+
+@Suite struct PagemapParserTests {
+    /// pagemap-6.18.txt: the bytes as hex after its comment lines.
+    private func bytes() throws -> [UInt8] {
+        let hexText = try fixture("pagemap-6.18").split(separator: "\n").filter { !$0.hasPrefix("#") }.joined()
+        var out: [UInt8] = []
+        var i = hexText.startIndex
+        while i < hexText.endIndex {
+            let j = hexText.index(i, offsetBy: 2)
+            out.append(try #require(UInt8(hexText[i..<j], radix: 16)))
+            i = j
+        }
+        return out
+    }
+
+    @Test func memfdAndAnonymousPages() throws {
+        let e = try Pagemap.parse(try bytes(), source: "pagemap-6.18.txt")
+        #expect(e.count == 5)
+        for i in 0..<2 {
+            #expect(e[i].present && e[i].fileOrSharedAnon && e[i].exclusive && !e[i].swapped)
+            #expect((e[i].pfn ?? 0) > 0)
+        }
+        #expect(e[0].pfn == 0x28_343e)
+        for i in 2..<4 { #expect(e[i] == PagemapEntry(raw: 0) && e[i].pfn == nil && !e[i].exclusive) }
+        #expect(e[4].present && !e[4].fileOrSharedAnon && e[4].exclusive)
+    }
+
+    @Test func partialEntryRefused() {
+        #expect(throws: ProcParseError.self) { try Pagemap.parse([1, 2, 3], source: "x") }
+        #expect(Pagemap.offset(of: 0x7f00_0000_3000) == 0x7f00_0000_3000 / 4096 * 8)
+    }
+}
+
+@Suite struct KselftestTotalsTests {
+    @Test func capturedRunWhereEveryTestSkipped() throws {
+        // kselftest-ptshare-skips.txt: the series' selftest run on Linux 6.18 (no MAP_SHARED_PT).
+        #expect(
+            KselftestTotals.parse(try fixture("kselftest-ptshare-skips"))
+                == KselftestTotals(pass: 0, fail: 0, xfail: 0, xpass: 0, skip: 6, error: 0))
+    }
+
+    @Test func missingOrMalformedTotals() {
+        #expect(KselftestTotals.parse("ok 1 a\n") == nil)
+        #expect(KselftestTotals.parse("# Totals: pass:1 fail:0 xfail:0 xpass:0 skip:0\n") == nil)
+        #expect(KselftestTotals.parse("# Totals: pass:x fail:0 xfail:0 xpass:0 skip:0 error:0\n") == nil)
+        #expect(
+            KselftestTotals.parse("# Totals: pass:5 fail:1 xfail:0 xpass:0 skip:0 error:0\n")
+                == KselftestTotals(pass: 5, fail: 1, xfail: 0, xpass: 0, skip: 0, error: 0))
+    }
+}

@@ -45,7 +45,9 @@ import Testing
                 "sharedpt.semantics.madvise_mergeable", "sharedpt.semantics.madvise_remove",
                 "sharedpt.semantics.map_fixed", "sharedpt.semantics.stale_tlb",
                 "sharedpt.unshare.mprotect", "sharedpt.unshare.mlock", "sharedpt.unshare.mlockall",
-                "sharedpt.unshare.userfaultfd", "sharedpt.unshare.split", "sharedpt.hint_rounding",
+                "sharedpt.unshare.userfaultfd", "sharedpt.unshare.split", "sharedpt.unshare.notifier",
+                "sharedpt.accounting.rss", "sharedpt.accounting.move_all", "sharedpt.thp.mixed",
+                "sharedpt.kselftest", "sharedpt.hint_rounding",
                 "sharedpt.scale.truncate", "sharedpt.saturation", "sharedpt.negative.private",
                 "sharedpt.negative.anonymous", "sharedpt.negative.misaligned_address",
                 "sharedpt.negative.misaligned_length", "sharedpt.negative.misaligned_offset",
@@ -107,6 +109,28 @@ import Testing
         #expect(a.contains("kvm"))
         #expect(!a.contains("-virtfs"))
         #expect(a.contains("console=ttyS0 panic=-1 hugepages=0 ptshare.mode=bootprobe"))
+    }
+
+    @Test func numaNodesSplitMemoryAndCPUs() {
+        #expect(VirtualMachine.numaArguments(nodes: 1, cpus: 2, memoryMiB: 4096).isEmpty)
+        #expect(
+            VirtualMachine.numaArguments(nodes: 2, cpus: 2, memoryMiB: 4097) == [
+                "-object", "memory-backend-ram,id=ptshare-mem0,size=2048M", "-numa",
+                "node,nodeid=0,cpus=0,memdev=ptshare-mem0",
+                "-object", "memory-backend-ram,id=ptshare-mem1,size=2049M", "-numa",
+                "node,nodeid=1,cpus=1,memdev=ptshare-mem1",
+            ])
+        // Fewer CPUs than nodes: the last node has memory only.
+        let a = VirtualMachine.numaArguments(nodes: 3, cpus: 2, memoryMiB: 3072)
+        #expect(
+            a.filter { $0.hasPrefix("node,") } == [
+                "node,nodeid=0,memdev=ptshare-mem0", "node,nodeid=1,cpus=0,memdev=ptshare-mem1",
+                "node,nodeid=2,cpus=1,memdev=ptshare-mem2",
+            ])
+        #expect(
+            VirtualMachine.numaArguments(nodes: 2, cpus: 4, memoryMiB: 4096).filter { $0.hasPrefix("node,") } == [
+                "node,nodeid=0,cpus=0-1,memdev=ptshare-mem0", "node,nodeid=1,cpus=2-3,memdev=ptshare-mem1",
+            ])
     }
 
     @Test func pmemOnTheCommandLine() {

@@ -109,6 +109,8 @@ void ptshare_worker_main(const struct ptshare_worker_plan *plan, uint32_t index)
  * the syscalls Swift cannot call (mremap is variadic, mlock2 has no wrapper in older glibc). */
 extern const int ptshare_MAP_LOCKED;
 extern const int ptshare_MADV_DONTNEED;
+extern const int ptshare_MPOL_MF_MOVE;
+extern const int ptshare_MPOL_MF_MOVE_ALL;
 extern const int ptshare_MADV_HUGEPAGE;
 extern const int ptshare_MADV_NOHUGEPAGE;
 extern const int ptshare_MADV_COLD;
@@ -153,6 +155,13 @@ enum ptshare_agent_op {
 	                                 at addr until the word at offset + 8 is non-zero, making no syscall;
 	                                 found: the last load before, value: the first load after. At most
 	                                 `value` rounds (error ETIMEDOUT) */
+	PTSHARE_AGENT_KVM_VM = 24,    /* open /dev/kvm, KVM_CREATE_VM, which registers an MMU notifier on the mm;
+	                                 the VM stays open. error: errno, value: the failed step (1 open, 2
+	                                 KVM_CREATE_VM) */
+	PTSHARE_AGENT_MOVE_PAGES = 25, /* move_pages(2) of every page of [addr, addr+length): to node arg with
+	                                  flags (MPOL_MF_MOVE or MPOL_MF_MOVE_ALL), or, arg -1, where they
+	                                  are. value: pages on node `value` after the call, found: pages
+	                                  whose status is -EACCES; error: errno of the call */
 	/* 40-59: sharedpt.teardown.* (20-39 and 60+ are other families') */
 	PTSHARE_AGENT_EXEC = 40,      /* execve /bin/true, else /bin/busybox true: no answer; error: errno when neither ran */
 };

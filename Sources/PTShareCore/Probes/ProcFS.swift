@@ -65,6 +65,28 @@ public enum ProcFS {
         return try parsed(p) { (t) throws(ProcParseError) in try Smaps.parseRollup(t, source: p) }
     }
 
+    /// The pagemap entries of `count` pages from `address` in process `pid` (root sees PFNs).
+    public static func pagemap(_ pid: Int32, address: UInt64, count: Int) throws(RunError) -> [PagemapEntry] {
+        let p = "/proc/\(pid)/pagemap"
+        let fd: Int32
+        do { fd = try Sys.open(p, O_RDONLY | O_CLOEXEC) } catch { throw .system(error) }
+        defer { Sys.close(fd) }
+        let bytes: [UInt8]
+        do {
+            bytes = try Sys.pread(
+                fd, count: count * Pagemap.entryBytes, offset: Pagemap.offset(of: address), path: p)
+        } catch { throw .system(error) }
+        let entries: [PagemapEntry]
+        do { entries = try Pagemap.parse(bytes, source: p) } catch { throw .parse(error) }
+        guard entries.count == count else {
+            throw .parse(
+                ProcParseError(
+                    source: p, line: 0, text: "",
+                    reason: "\(entries.count) entries at \(hex(address)), expected \(count)"))
+        }
+        return entries
+    }
+
     public static func mounts() throws(RunError) -> [MountEntry] {
         try parsed("/proc/mounts") { (t) throws(ProcParseError) in try Mounts.parse(t, source: "/proc/mounts") }
     }

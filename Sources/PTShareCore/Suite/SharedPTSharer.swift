@@ -292,6 +292,8 @@ final class Sharer {
         case PTSHARE_AGENT_PIN_CPU: return "sched_setaffinity"
         case PTSHARE_AGENT_SPIN_READ: return "spin read"
         case PTSHARE_AGENT_EXEC: return "execve"
+        case PTSHARE_AGENT_KVM_VM: return "KVM_CREATE_VM"
+        case PTSHARE_AGENT_MOVE_PAGES: return "move_pages"
         default: return "op \(op.rawValue)"
         }
     }

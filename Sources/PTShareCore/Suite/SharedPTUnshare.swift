@@ -211,4 +211,29 @@ extension SharedPTSemantics {
             try expectUnshared(f, s, a, diverged: 0, &c, o)
         }
     }
+
+    /// A process that gets an MMU notifier (here a KVM VM, as a hypervisor's does) leaves the
+    /// shared tables: its secondary MMU would not hear of a PTE another sharer clears. The
+    /// others keep sharing; a later mapping with the flag in that process maps, unshared.
+    /// Premise: /dev/kvm creates a VM (the patched flavours build KVM_AMD; QEMU's TCG `max`
+    /// CPU has SVM); where it cannot, the test ends as SKIP with the reason.
+    static func unshareNotifier(_ o: SuiteOptions) -> KTAPResult {
+        run("sharedpt.unshare.notifier", o) { f, c throws(SharedPTError) in
+            let (s, a) = try sharersWithData(f, 3, &c, o)
+            let r = try s[0].call(PTSHARE_AGENT_KVM_VM)
+            if r.error != 0 {
+                let step = r.value == 1 ? "open /dev/kvm" : "KVM_CREATE_VM"
+                c.unproven("\(step): \(Checks.describe(r)): no MMU notifier can be registered here")
+                return
+            }
+            c.note("sharer 0 created a KVM VM: its mm has an MMU notifier")
+            try expectUnshared(f, s, a, diverged: 0, &c, o)
+            let m = try s[0].call(
+                PTSHARE_AGENT_MAP, length: f.size, arg: PROT_READ | PROT_WRITE, flags: f.flags(0), fd: f.fd)
+            if c.succeeds("sharer 0 maps again with the flag", m) {
+                expectFlags(s[0], 0, m.value, shared: false, &c)
+                try check(s[0], 0, m.value, f.size, seed: 0x1000, &c)
+            }
+        }
+    }
 }

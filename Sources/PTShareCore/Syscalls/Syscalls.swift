@@ -130,6 +130,19 @@ public enum Sys {
         }
     }
 
+    /// pread(2): up to `count` bytes at `offset`; fewer at the end of the file.
+    public static func pread(_ fd: Int32, count: Int, offset: UInt64, path: String? = nil)
+        throws(SystemCallError) -> [UInt8]
+    {
+        var buffer = [UInt8](repeating: 0, count: count)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.pread(fd, $0.baseAddress, $0.count, off_t(offset)) }
+            if n >= 0 { return Array(buffer.prefix(n)) }
+            if errno == EINTR && ptshare_stop_signal() == 0 { continue }
+            throw SystemCallError("pread", errno: errno, path: path, value: "offset=\(offset)")
+        }
+    }
+
     public static func write(_ fd: Int32, _ bytes: [UInt8], path: String? = nil) throws(SystemCallError) {
         var off = 0
         while off < bytes.count {

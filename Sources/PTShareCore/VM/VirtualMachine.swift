@@ -38,11 +38,14 @@ public struct VMOptions: Sendable {
     public var guestArguments: [String]
     /// The checkout that holds scripts/.
     public var root: String
+    /// NUMA nodes of the guest, memory and CPUs split evenly (ACPI SRAT from QEMU); 1 for none.
+    public var numaNodes: Int
 
     public init(
         kernel: Kernel, memoryBytes: UInt64, cpus: Int, timeoutSeconds: Int, outDirectory: String, accel: Accel,
-        hugepages: Int, pmemBytes: UInt64, guestArguments: [String], root: String
+        hugepages: Int, pmemBytes: UInt64, guestArguments: [String], root: String, numaNodes: Int = 1
     ) {
+        self.numaNodes = numaNodes
         self.kernel = kernel
         self.memoryBytes = memoryBytes
         self.cpus = cpus
@@ -182,14 +185,33 @@ public enum VirtualMachine {
 
     public static func qemuArguments(
         kernel: String, initramfs: String, accel: VMOptions.Accel, cpus: Int, memoryBytes: UInt64,
-        commandLine: String, console: String, share: String?
+        commandLine: String, console: String, share: String?, numaNodes: Int = 1
     ) -> [String] {
         var a = [qemu, "-machine", "pc", "-nodefaults", "-no-reboot", "-display", "none", "-monitor", "none"]
         a += accel == .kvm ? ["-accel", "kvm", "-cpu", "max"] : ["-accel", "tcg,thread=multi", "-cpu", "max"]
         a += ["-smp", "\(cpus)", "-m", "\(memoryBytes >> 20)M"]
+        a += numaArguments(nodes: numaNodes, cpus: cpus, memoryMiB: memoryBytes >> 20)
         a += ["-kernel", kernel, "-initrd", initramfs, "-append", commandLine, "-serial", "file:\(console)"]
         if let share {
             a += ["-virtfs", "local,path=\(share),mount_tag=ptshare,security_model=none,id=ptshare"]
+        }
+        return a
+    }
+
+    /// `-numa` nodes for QEMU's ACPI SRAT: node i gets an even share of the memory (in MiB, the
+    /// last one the rest) and of the CPUs (none when there are fewer CPUs than nodes: a
+    /// memory-only node). Nothing for one node.
+    static func numaArguments(nodes: Int, cpus: Int, memoryMiB: UInt64) -> [String] {
+        guard nodes > 1 else { return [] }
+        var a: [String] = []
+        let share = memoryMiB / UInt64(nodes)
+        for i in 0..<nodes {
+            let size = i == nodes - 1 ? memoryMiB - share * UInt64(nodes - 1) : share
+            let first = i * cpus / nodes
+            let end = (i + 1) * cpus / nodes
+            let cpuList = end <= first ? "" : end - first == 1 ? ",cpus=\(first)" : ",cpus=\(first)-\(end - 1)"
+            a += ["-object", "memory-backend-ram,id=ptshare-mem\(i),size=\(size)M"]
+            a += ["-numa", "node,nodeid=\(i)\(cpuList),memdev=ptshare-mem\(i)"]
         }
         return a
     }
@@ -218,6 +240,12 @@ public enum VirtualMachine {
         if access(kernelDir + "/build/.config", R_OK) == 0 {
             module = [try script(o.root, "scripts/module-build.sh", [kernelDir])]
             log("probe module: \(module[0])")
+            // The series' kselftest, when the kernel's source tree has it.
+            let selftest = try script(o.root, "scripts/selftest-build.sh", [kernelDir])
+            if selftest != "none" {
+                module = ["--selftest", selftest] + module
+                log("selftest: \(selftest)")
+            }
         } else {
             log("probe module: none (no kernel build tree beside \(kernel)); tables tests will SKIP")
         }
@@ -242,7 +270,7 @@ public enum VirtualMachine {
         let args = qemuArguments(
             kernel: kernel, initramfs: initramfs, accel: accel, cpus: o.cpus, memoryBytes: o.memoryBytes,
             commandLine: kernelCommandLine(hugepages: o.hugepages, pmemBytes: o.pmemBytes, bootProbe: false),
-            console: console, share: out)
+            console: console, share: out, numaNodes: o.numaNodes)
         log("booting: \(args.joined(separator: " "))")
         let bootStart = Sys.monotonicNanoseconds()
         let pid: pid_t
