@@ -111,6 +111,13 @@ import Testing
         #expect(a.contains("console=ttyS0 panic=-1 hugepages=0 ptshare.mode=bootprobe"))
     }
 
+    @Test func numaNodesGetASocketEach() {
+        #expect(VirtualMachine.smp(cpus: 2, numaNodes: 1) == "2")
+        #expect(VirtualMachine.smp(cpus: 2, numaNodes: 2) == "2,sockets=2,cores=1,threads=1")
+        #expect(VirtualMachine.smp(cpus: 4, numaNodes: 2) == "4,sockets=2,cores=2,threads=1")
+        #expect(VirtualMachine.smp(cpus: 2, numaNodes: 3) == "2,sockets=2,cores=1,threads=1")
+    }
+
     @Test func numaNodesSplitMemoryAndCPUs() {
         #expect(VirtualMachine.numaArguments(nodes: 1, cpus: 2, memoryMiB: 4096).isEmpty)
         #expect(

@@ -38,6 +38,12 @@ extern const unsigned long ptshare_PROBE_IOC_QUERY;
 pid_t ptshare_fork_sleeper(void);
 /* No glibc wrappers: load and unload the probe module (kmod.badinput's reload cycles). */
 int ptshare_finit_module(int fd, const char *params, int flags);
+
+/* ptshare scale: a sharer that maps `size` of fd with `flags`, reads one word per 2 MiB chunk,
+ * writes one byte to ready_fd and exits at EOF on hold_fd. Closes close_fds first (the driver's
+ * ends). Returns the child's pid to the caller, -1 with errno when fork failed. */
+pid_t ptshare_scale_spawn(int fd, uint64_t size, int flags, int ready_fd, int hold_fd,
+			  const int *close_fds, int nclose);
 int ptshare_delete_module(const char *name, unsigned int flags);
 
 /* Wait-status macros are function-like and do not import. */

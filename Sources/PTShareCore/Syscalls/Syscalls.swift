@@ -91,6 +91,18 @@ public enum Sys {
         try check(Glibc.fork(), "fork")
     }
 
+    /// A `ptshare scale` sharer (ptshare_scale_spawn in the shim): forked, it maps `size` of `fd`
+    /// with `flags`, reads a word per 2 MiB chunk, writes a byte to `ready` and exits at EOF on
+    /// `hold`; it closes `close` (the driver's ends) first.
+    public static func scaleSpawn(
+        fd: Int32, size: UInt64, flags: Int32, ready: Int32, hold: Int32, close: [Int32]
+    ) throws(SystemCallError) -> pid_t {
+        try check(
+            close.withUnsafeBufferPointer {
+                ptshare_scale_spawn(fd, size, flags, ready, hold, $0.baseAddress, Int32($0.count))
+            }, "fork")
+    }
+
     public static func kill(_ pid: pid_t, _ signal: Int32) throws(SystemCallError) {
         _ = try check(Glibc.kill(pid, signal), "kill", value: "pid=\(pid) signal=\(signal)")
     }

@@ -189,13 +189,22 @@ public enum VirtualMachine {
     ) -> [String] {
         var a = [qemu, "-machine", "pc", "-nodefaults", "-no-reboot", "-display", "none", "-monitor", "none"]
         a += accel == .kvm ? ["-accel", "kvm", "-cpu", "max"] : ["-accel", "tcg,thread=multi", "-cpu", "max"]
-        a += ["-smp", "\(cpus)", "-m", "\(memoryBytes >> 20)M"]
+        a += ["-smp", smp(cpus: cpus, numaNodes: numaNodes), "-m", "\(memoryBytes >> 20)M"]
         a += numaArguments(nodes: numaNodes, cpus: cpus, memoryMiB: memoryBytes >> 20)
         a += ["-kernel", kernel, "-initrd", initramfs, "-append", commandLine, "-serial", "file:\(console)"]
         if let share {
             a += ["-virtfs", "local,path=\(share),mount_tag=ptshare,security_model=none,id=ptshare"]
         }
         return a
+    }
+
+    /// `-smp`: with NUMA nodes, one socket per node (or per CPU when there are fewer CPUs than
+    /// nodes). QEMU's default puts every CPU in one socket, and a last-level cache that spans
+    /// two nodes makes the guest's topology check warn at boot (smpboot.c topology_sane()).
+    static func smp(cpus: Int, numaNodes: Int) -> String {
+        guard numaNodes > 1 else { return "\(cpus)" }
+        let sockets = cpus % numaNodes == 0 ? numaNodes : cpus
+        return "\(cpus),sockets=\(sockets),cores=\(cpus / sockets),threads=1"
     }
 
     /// `-numa` nodes for QEMU's ACPI SRAT: node i gets an even share of the memory (in MiB, the
