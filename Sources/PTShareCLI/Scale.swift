@@ -65,13 +65,16 @@ extension PTShare {
                 throw ExitCode(error.exitCode)
             }
             print("\(report.mode), \(ByteSize(report.size)) memfd")
-            print("| sharers | start per sharer | hole punch | truncate | PageTables | PTE tables needed |")
-            print("|---:|---:|---:|---:|---:|---:|")
+            print(
+                "| sharers | start per sharer | hole punch | truncate | PageTables | the mappings' PTE tables "
+                    + "| other tables per sharer |")
+            print("|---:|---:|---:|---:|---:|---:|---:|")
             for s in report.steps {
                 print(
                     "| \(s.sharers) | \(formatFixed(s.startMicrosPerSharer, decimals: 0)) µs | "
                         + "\(formatFixed(s.punchMicros, decimals: 0)) µs | \(formatFixed(s.truncateMicros, decimals: 0)) µs | "
-                        + "\(ByteSize(s.pageTablesBytes)) | \(ByteSize(s.modelPTEBytes)) |")
+                        + "\(ByteSize(s.pageTablesBytes)) | \(ByteSize(s.modelPTEBytes)) | \(ByteSize(s.otherBytesPerSharer)) |"
+                )
             }
             print(
                 "exit of all \(report.steps.last?.sharers ?? 0) sharers: \(formatFixed(report.exitMillis, decimals: 1)) ms; "

@@ -31,11 +31,14 @@ public struct ScaleStep: Sendable, Codable, Equatable {
     public var startMicrosPerSharer: Double
     public var punchMicros: Double
     public var truncateMicros: Double
-    /// PageTables above its value before the first sharer.
+    /// PageTables above its value before the first sharer (the driver's tables already there).
     public var pageTablesBytes: UInt64
-    /// The PTE tables the mapping needs: one per chunk with the flag, one per chunk per process
-    /// without.
+    /// The PTE tables the sharers' mappings add: none with the flag (they use the driver's),
+    /// one per chunk per sharer without.
     public var modelPTEBytes: UInt64
+    /// What is left per sharer: the forked process's own page tables (its stack, its copy of
+    /// the driver's private memory, the upper levels).
+    public var otherBytesPerSharer: UInt64
 }
 
 public struct ScaleReport: Sendable, Codable {
@@ -167,15 +170,16 @@ public enum ScaleBench {
                     try Sys.ftruncate(fd, o.size, path: "memfd:ptshare-scale")
                 } catch { throw .system(error) }
             }
-            let processes = UInt64(o.flag == 0 ? n + 1 : 1)
+            let model = o.flag == 0 ? UInt64(n) * chunks * page : 0
             let step = ScaleStep(
                 sharers: n, startMicrosPerSharer: start, punchMicros: punch / Double(max(o.punches, 1)),
                 truncateMicros: truncate / Double(max(o.truncates, 1)), pageTablesBytes: tables,
-                modelPTEBytes: processes * chunks * page)
+                modelPTEBytes: model, otherBytesPerSharer: (tables &- model) / UInt64(n))
             log(
                 "scale: \(n) sharers: start \(formatFixed(start, decimals: 0)) µs each, punch "
                     + "\(formatFixed(step.punchMicros, decimals: 0)) µs, truncate \(formatFixed(step.truncateMicros, decimals: 0)) µs, "
-                    + "PageTables +\(ByteSize(tables)) (PTE model \(ByteSize(step.modelPTEBytes)))")
+                    + "PageTables +\(ByteSize(tables)) (the mappings' PTE tables \(ByteSize(model)), "
+                    + "\(ByteSize(step.otherBytesPerSharer)) of other tables per sharer)")
             steps.append(step)
             if n == last { break }
         }
