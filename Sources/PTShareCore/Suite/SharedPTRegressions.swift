@@ -89,9 +89,7 @@ extension SharedPTSemantics {
     }
 
     static func writeSysctl(_ path: String, _ value: UInt64) throws(SystemCallError) {
-        let fd = try Sys.open(path, O_WRONLY | O_CLOEXEC)
-        defer { Sys.close(fd) }
-        try Sys.write(fd, Array("\(value)\n".utf8), path: path)
+        try writeSetting(path, "\(value)")
     }
 
     /// The cost of one hole punch against the number of sharers. The punch clears one PTE (the
