@@ -73,7 +73,7 @@ extension PTShare {
                 print(
                     "| \(s.sharers) | \(formatFixed(s.startMicrosPerSharer, decimals: 0)) µs | "
                         + "\(formatFixed(s.punchMicros, decimals: 0)) µs | \(formatFixed(s.truncateMicros, decimals: 0)) µs | "
-                        + "\(ByteSize(s.pageTablesBytes)) | \(ByteSize(s.modelPTEBytes)) | \(ByteSize(s.otherBytesPerSharer)) |"
+                        + "\(ByteSize(s.pageTablesBytes)) | \(ByteSize(s.modelPTEBytes)) | \(formatFixed(Double(s.otherBytesPerSharer) / 1024, decimals: 1)) KiB |"
                 )
             }
             print(

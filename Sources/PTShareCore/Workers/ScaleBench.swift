@@ -174,12 +174,13 @@ public enum ScaleBench {
             let step = ScaleStep(
                 sharers: n, startMicrosPerSharer: start, punchMicros: punch / Double(max(o.punches, 1)),
                 truncateMicros: truncate / Double(max(o.truncates, 1)), pageTablesBytes: tables,
-                modelPTEBytes: model, otherBytesPerSharer: (tables &- model) / UInt64(n))
+                modelPTEBytes: model, otherBytesPerSharer: tables > model ? (tables - model) / UInt64(n) : 0)
             log(
                 "scale: \(n) sharers: start \(formatFixed(start, decimals: 0)) µs each, punch "
                     + "\(formatFixed(step.punchMicros, decimals: 0)) µs, truncate \(formatFixed(step.truncateMicros, decimals: 0)) µs, "
                     + "PageTables +\(ByteSize(tables)) (the mappings' PTE tables \(ByteSize(model)), "
-                    + "\(ByteSize(step.otherBytesPerSharer)) of other tables per sharer)")
+                    + "\(formatFixed(Double(step.otherBytesPerSharer) / 1024, decimals: 1)) KiB of other tables per sharer)"
+            )
             steps.append(step)
             if n == last { break }
         }
