@@ -282,8 +282,19 @@ private let environmentIsClean = FlagOptions.environment().isEmpty
         #expect(PTShare.configuration.commandName == "ptshare")
         #expect(
             PTShare.configuration.subcommands.map { $0._commandName } == [
-                "probe", "run", "suite", "vm", "summarize",
+                "probe", "run", "suite", "vm", "summarize", "scale",
             ])
+    }
+
+    @Test func scaleOptions() throws {
+        let cmd = try #require(
+            try PTShare.parseAsRoot(["scale", "--sharers", "1,10,100", "--size", "64M", "--plain"]) as? PTShare.Scale)
+        let o = try cmd.options()
+        #expect(o.steps == [1, 10, 100] && o.size == 64 << 20 && o.flag == 0)
+        #expect(parseMessage(["scale", "--sharers", "10,1"]) != nil)
+        #expect(parseMessage(["scale", "--sharers", "0"]) != nil)
+        #expect(parseMessage(["vm", "--numa", "9", "--", "probe"]) != nil)
+        #expect(parseMessage(["vm", "--numa", "8", "--memory", "1G", "--", "probe"]) != nil)
     }
 
     @Test func summarizeNeedsFiles() throws {
