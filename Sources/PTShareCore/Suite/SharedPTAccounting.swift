@@ -43,17 +43,7 @@ extension SharedPTSemantics {
     /// smaps of the mapping at `a` in `s`: `Pss` within a page of `size / sharers` (the kernel
     /// rounds down per page), everything `Shared_*` when `sharers` > 1, `Private_*` when alone.
     static func expectSmaps(_ s: Sharer, _ i: Int, _ a: UInt64, size: UInt64, sharers: UInt64, _ c: inout Checks) {
-        let e: SmapsEntry
-        do {
-            guard let m = try ProcFS.smaps(s.pid).first(where: { $0.contains(a) }) else {
-                c.expect(false, "sharer \(i): no mapping at \(hex(a)) in smaps")
-                return
-            }
-            e = m
-        } catch {
-            c.expect(false, "smaps of sharer \(i) (pid \(s.pid)): \(error)")
-            return
-        }
+        guard let e = smapsEntry(s, i, a, &c) else { return }
         let f = { (k: String) in e.fields[k] ?? 0 }
         let shared = f("Shared_Clean") + f("Shared_Dirty")
         let priv = f("Private_Clean") + f("Private_Dirty")

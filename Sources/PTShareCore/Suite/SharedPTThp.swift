@@ -15,19 +15,12 @@ extension SharedPTSemantics {
 
     /// ShmemPmdMapped of the mapping at `a` in `s` is `want`.
     static func expectPmdMapped(_ s: Sharer, _ i: Int, _ a: UInt64, _ want: UInt64, _ c: inout Checks) {
-        do {
-            guard let m = try ProcFS.smaps(s.pid).first(where: { $0.contains(a) }) else {
-                c.expect(false, "sharer \(i): no mapping at \(hex(a)) in smaps")
-                return
-            }
-            let got = m.fields["ShmemPmdMapped"] ?? 0
-            c.expect(
-                got == want,
-                "sharer \(i)'s smaps: ShmemPmdMapped \(ByteSize(got))"
-                    + (got == want ? "" : ", expected \(ByteSize(want))"))
-        } catch {
-            c.expect(false, "smaps of sharer \(i) (pid \(s.pid)): \(error)")
-        }
+        guard let m = smapsEntry(s, i, a, &c) else { return }
+        let got = m.fields["ShmemPmdMapped"] ?? 0
+        c.expect(
+            got == want,
+            "sharer \(i)'s smaps: ShmemPmdMapped \(ByteSize(got))" + (got == want ? "" : ", expected \(ByteSize(want))")
+        )
     }
 
     /// A 10 MiB memfd whose chunks 0 and 2 are allocated with shmem THP on (`always`: PMD-sized

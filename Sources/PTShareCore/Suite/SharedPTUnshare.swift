@@ -8,12 +8,17 @@ import Glibc
 /// others) and a census (the others one table per chunk, the diverging one apart), with the
 /// data coherent through the one page cache.
 extension SharedPTSemantics {
-    /// The smaps VmFlags of the mapping that holds `addr` in `s`, nil when there is none.
-    static func vmFlags(_ s: Sharer, _ addr: UInt64, _ c: inout Checks) -> [String]? {
+    /// The smaps entry of the mapping that holds `addr` in sharer `i`; nil, with a failed check
+    /// saying why, when smaps cannot be read or has no such mapping.
+    static func smapsEntry(_ s: Sharer, _ i: Int, _ addr: UInt64, _ c: inout Checks) -> SmapsEntry? {
         do {
-            return try ProcFS.smaps(s.pid).first(where: { $0.contains(addr) })?.vmFlags
+            guard let e = try ProcFS.smaps(s.pid).first(where: { $0.contains(addr) }) else {
+                c.expect(false, "sharer \(i): no mapping at \(hex(addr)) in smaps")
+                return nil
+            }
+            return e
         } catch {
-            c.expect(false, "smaps of pid \(s.pid): \(error)")
+            c.expect(false, "smaps of sharer \(i) (pid \(s.pid)): \(error)")
             return nil
         }
     }
@@ -22,10 +27,7 @@ extension SharedPTSemantics {
     static func expectFlags(
         _ s: Sharer, _ i: Int, _ addr: UInt64, shared: Bool, with: [String] = [], _ c: inout Checks
     ) {
-        guard let f = vmFlags(s, addr, &c) else {
-            c.expect(false, "sharer \(i): no mapping at \(hex(addr)) in smaps")
-            return
-        }
+        guard let f = smapsEntry(s, i, addr, &c)?.vmFlags else { return }
         let sp = f.contains("sp")
         let missing = with.filter { !f.contains($0) }
         c.expect(

@@ -64,7 +64,7 @@ public enum ScaleBench {
         let chunk = Geometry.pmdSize
         let page = Geometry.page
         guard o.size % chunk == 0, o.size > 0 else { throw .preflight("--size \(ByteSize(o.size)): a multiple of 2M") }
-        guard let last = o.steps.last, o.steps == o.steps.sorted(), o.steps.first ?? 0 >= 1 else {
+        guard !o.steps.isEmpty, o.steps == o.steps.sorted(), o.steps[0] >= 1 else {
             throw .preflight("--sharers: increasing counts, at least 1")
         }
         let chunks = o.size / chunk
@@ -182,7 +182,6 @@ public enum ScaleBench {
                     + "\(formatFixed(Double(step.otherBytesPerSharer) / 1024, decimals: 1)) KiB of other tables per sharer)"
             )
             steps.append(step)
-            if n == last { break }
         }
         let t = Sys.monotonicNanoseconds()
         Sys.close(hold.write)
