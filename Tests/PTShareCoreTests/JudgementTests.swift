@@ -625,3 +625,48 @@ extension Suite.Extra {
         return false
     }
 }
+
+/// The pressure tests (sharedpt.reclaim/memcg/oom/migrate) run unshared where the kernel lacks
+/// the flag and none was expected (stock), and fail where it was expected.
+@Suite struct SharedOrPlainTests {
+    func options(supported: Bool, expect: SuiteOptions.Expectation) -> SuiteOptions {
+        var o = SuiteOptions(outDirectory: "/results")
+        o.expectSharedPT = expect
+        o.sharedPTProbe = { v in
+            .init(value: hex(UInt64(v)), supported: supported, errno: supported ? nil : "EOPNOTSUPP", detail: "d")
+        }
+        return o
+    }
+
+    @Test func unsupportedAndUnexpectedRunsUnshared() {
+        var ran: (flag: UInt32, shared: Bool)?
+        let r = SharedPTSemantics.runSharedOrPlain(
+            "sharedpt.x", options(supported: false, expect: .unsupported), size: 2 << 20
+        ) { f, c, shared throws(SharedPTError) in
+            ran = (f.flag, shared)
+            c.expect(true, "body ran")
+        }
+        #expect(ran?.flag == 0 && ran?.shared == false)
+        #expect(r.status == .pass)
+        #expect(
+            r.diagnostics.first?.hasSuffix("runs unshared (plain MAP_SHARED), which proves the test itself") == true)
+    }
+
+    @Test func unsupportedButExpectedFailsWithoutRunning() {
+        var ran = false
+        let r = SharedPTSemantics.runSharedOrPlain(
+            "sharedpt.x", options(supported: false, expect: .supported), size: 2 << 20
+        ) { _, _, _ throws(SharedPTError) in ran = true }
+        #expect(!ran)
+        #expect(r.status == .fail)
+    }
+
+    @Test func supportedRunsShared() {
+        var ran: (flag: UInt32, shared: Bool)?
+        let o = options(supported: true, expect: .supported)
+        _ = SharedPTSemantics.runSharedOrPlain("sharedpt.x", o, size: 2 << 20) { f, _, shared throws(SharedPTError) in
+            ran = (f.flag, shared)
+        }
+        #expect(ran?.flag == o.mapSharedPTValue && ran?.shared == true)
+    }
+}

@@ -550,3 +550,40 @@ private let MiB: UInt64 = 1024 * 1024
                 == KselftestTotals(pass: 5, fail: 1, xfail: 0, xpass: 0, skip: 0, error: 0))
     }
 }
+
+// MARK: - name value counters (/proc/vmstat, memory.stat, memory.events)
+
+@Suite struct CountersParserTests {
+    @Test func realVmstat() throws {
+        let v = try Counters.parse(try fixture("vmstat-6.18"), source: "/proc/vmstat")
+        #expect(v.count == 192)
+        #expect(v["nr_free_pages"] == 1_814_836)
+        #expect(v["pswpout"] == 0)
+        #expect(v["pgmigrate_success"] == 0)
+    }
+
+    @Test func malformedLinesAreErrorsWithTheirNumber() {
+        for (text, reason) in [
+            ("a 1\nb\n", "expected \"name value\", found 1 fields"),
+            ("a 1\nb 2 kB\n", "expected \"name value\", found 3 fields"),
+            ("a 1\nb -2\n", "non-numeric value \"-2\""),
+            ("a 1\na 2\n", "\"a\" appears twice"),
+        ] {
+            #expect(
+                throws: ProcParseError(
+                    source: "memory.stat", line: 2, text: String(text.split(separator: "\n")[1]), reason: reason)
+            ) {
+                try Counters.parse(text, source: "memory.stat")
+            }
+        }
+        #expect(throws: ProcParseError(source: "memory.events", line: 0, text: "", reason: "no counters")) {
+            try Counters.parse("\n", source: "memory.events")
+        }
+    }
+
+    @Test func deltaOfGrowingCounters() {
+        #expect(Counters.delta(["x": 5], ["x": 9], "x") == 4)
+        #expect(Counters.delta(["x": 5], ["x": 3], "x") == 0)
+        #expect(Counters.delta([:], ["x": 3], "x") == nil)
+    }
+}

@@ -87,6 +87,11 @@ public enum ProcFS {
         return entries
     }
 
+    /// /proc/vmstat, or a cgroup's memory.stat or memory.events.
+    public static func counters(_ path: String) throws(RunError) -> [String: UInt64] {
+        try parsed(path) { (t) throws(ProcParseError) in try Counters.parse(t, source: path) }
+    }
+
     public static func mounts() throws(RunError) -> [MountEntry] {
         try parsed("/proc/mounts") { (t) throws(ProcParseError) in try Mounts.parse(t, source: "/proc/mounts") }
     }

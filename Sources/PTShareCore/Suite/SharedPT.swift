@@ -37,6 +37,10 @@ extension Suite {
         ("sharedpt.accounting.rss", SharedPTSemantics.accountingRSS),
         ("sharedpt.accounting.move_all", SharedPTSemantics.accountingMoveAll),
         ("sharedpt.thp.mixed", SharedPTSemantics.thpMixed),
+        ("sharedpt.reclaim.swap", SharedPTSemantics.reclaimSwap),
+        ("sharedpt.memcg.charge", SharedPTSemantics.memcgCharge),
+        ("sharedpt.oom.sharer", SharedPTSemantics.oomSharer),
+        ("sharedpt.migrate.compaction", SharedPTSemantics.compaction),
         ("sharedpt.kselftest", SharedPTSemantics.kselftest),
         ("sharedpt.hint_rounding", SharedPTSemantics.hintRounding),
         ("sharedpt.scale.truncate", SharedPTSemantics.scaleTruncate),
@@ -226,7 +230,9 @@ final class SharedPTFixture {
     private(set) var sharers: [Sharer] = []
     private var extraFds: [Int32] = []
 
-    init(size: UInt64, flag: UInt32) throws(SharedPTError) {
+    /// `preallocate`: fallocate the whole file here, charged to the driver's cgroup; without
+    /// it, whichever sharer first touches a page allocates it (and its cgroup pays).
+    init(size: UInt64, flag: UInt32, preallocate: Bool = true) throws(SharedPTError) {
         do { fd = try Sys.memfdCreate("ptshare-sharedpt", flags: UInt32(ptshare_MFD_CLOEXEC)) } catch {
             throw .system(error)
         }
@@ -234,7 +240,7 @@ final class SharedPTFixture {
         self.flag = flag
         do {
             try Sys.ftruncate(fd, size, path: name)
-            try Sys.fallocate(fd, offset: 0, length: size, path: name)
+            if preallocate { try Sys.fallocate(fd, offset: 0, length: size, path: name) }
         } catch { throw .system(error) }
     }
 
@@ -273,6 +279,12 @@ final class SharedPTFixture {
             try Sys.ftruncate(m, size ?? self.size, path: "memfd:ptshare-sharedpt-plain")
             return m
         } catch { throw .system(error) }
+    }
+
+    /// Kills and reaps every sharer now (before a cgroup they were in is removed).
+    func killSharers() {
+        for s in sharers.reversed() { s.kill() }
+        sharers = []
     }
 
     /// Keeps a sharer made elsewhere (a fork child) for teardown.

@@ -90,19 +90,7 @@ extension SharedPTSemantics {
             // The guest runs the harness from its initramfs, a tmpfs: the sharer's own text is
             // shmem and counts in RssShmem as it faults in. Each sharer first drives every call
             // the test makes on a plain memfd, so that the base it is measured against holds.
-            var base: [UInt64] = []
-            for i in s.indices {
-                let m = try s[i].call(
-                    PTSHARE_AGENT_MAP, length: mib, arg: PROT_READ | PROT_WRITE, flags: MAP_SHARED, fd: plain)
-                guard c.succeeds("sharer \(i) maps a plain 1 MiB memfd to warm up", m) else {
-                    throw .stepFailed("warm-up mapping")
-                }
-                try fill(s[i], i, m.value, mib, seed: 0x3000, &c)
-                try check(s[i], i, m.value, mib, seed: 0x3000, &c)
-                _ = try s[i].call(PTSHARE_AGENT_MADVISE, addr: m.value, length: mib, arg: ptshare_MADV_DONTNEED)
-                _ = try s[i].call(PTSHARE_AGENT_UNMAP, addr: m.value, length: mib)
-                base.append(rssShmem(s[i], i, base: 0, &c) ?? 0)
-            }
+            let base = try warmUp(s, plain: plain, &c)
             c.note(
                 "RssShmem before mapping, sharer "
                     + base.enumerated().map { "\($0): \(ByteSize($1))" }.joined(separator: ", "))

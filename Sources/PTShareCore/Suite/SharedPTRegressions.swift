@@ -89,7 +89,7 @@ extension SharedPTSemantics {
     }
 
     static func writeSysctl(_ path: String, _ value: UInt64) throws(SystemCallError) {
-        try writeSetting(path, "\(value)")
+        try Sys.writeFile(path, "\(value)")
     }
 
     /// The cost of one hole punch against the number of sharers. The punch clears one PTE (the

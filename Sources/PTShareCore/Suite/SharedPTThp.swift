@@ -7,12 +7,6 @@ import Glibc
 extension SharedPTSemantics {
     static let shmemEnabledPath = "/sys/kernel/mm/transparent_hugepage/shmem_enabled"
 
-    static func writeSetting(_ path: String, _ value: String) throws(SystemCallError) {
-        let fd = try Sys.open(path, O_WRONLY | O_CLOEXEC)
-        defer { Sys.close(fd) }
-        try Sys.write(fd, Array("\(value)\n".utf8), path: path)
-    }
-
     /// ShmemPmdMapped of the mapping at `a` in `s` is `want`.
     static func expectPmdMapped(_ s: Sharer, _ i: Int, _ a: UInt64, _ want: UInt64, _ c: inout Checks) {
         guard let m = smapsEntry(s, i, a, &c) else { return }
@@ -45,10 +39,10 @@ extension SharedPTSemantics {
             let hugeBytes = { (try? ProcFS.meminfo())?.fields["ShmemHugePages"] }
             let before = hugeBytes()
             do {
-                try writeSetting(path, "always")
-                defer { try? writeSetting(path, old.selected) }
+                try Sys.writeFile(path, "always")
+                defer { try? Sys.writeFile(path, old.selected) }
                 for k: UInt64 in [0, 2] { try Sys.fallocate(fd, offset: k * chunk, length: chunk, path: "memfd") }
-                try writeSetting(path, "never")
+                try Sys.writeFile(path, "never")
                 for k: UInt64 in [1, 3] { try Sys.fallocate(fd, offset: k * chunk, length: chunk, path: "memfd") }
             } catch {
                 c.unproven("shmem THP cannot be switched on and off through \(path): \(error)")
@@ -66,12 +60,12 @@ extension SharedPTSemantics {
             let s = try f.spawn(3)
             var addr: [UInt64] = []
             for i in s.indices { addr.append(try map(f, s[i], i, &c, fd: fd)) }
-            do { try writeSetting(path, "always") } catch {
+            do { try Sys.writeFile(path, "always") } catch {
                 c.unproven("\(path) cannot be set to always again: \(error)")
                 return
             }
             do {
-                defer { try? writeSetting(path, old.selected) }
+                defer { try? Sys.writeFile(path, old.selected) }
                 try fill(s[0], 0, addr[0], f.size, seed: 0x1000, &c)
             }
             do {

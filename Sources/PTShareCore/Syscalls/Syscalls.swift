@@ -33,6 +33,24 @@ public enum Sys {
         _ = try check(Glibc.unlink(path), "unlink", path: path)
     }
 
+    public static func mkdir(_ path: String, _ mode: mode_t = 0o755) throws(SystemCallError) {
+        _ = try check(Glibc.mkdir(path, mode), "mkdir", path: path)
+    }
+
+    public static func rmdir(_ path: String) throws(SystemCallError) {
+        _ = try check(Glibc.rmdir(path), "rmdir", path: path)
+    }
+
+    /// Writes `value` and a newline to a /proc, /sys or cgroup file in one write(2), as the
+    /// kernel's handlers expect.
+    public static func writeFile(_ path: String, _ value: String) throws(SystemCallError) {
+        let fd = try open(path, O_WRONLY | O_CLOEXEC)
+        defer { close(fd) }
+        do { try write(fd, Array("\(value)\n".utf8), path: path) } catch {
+            throw SystemCallError(error.call, errno: error.errno, path: path, value: value)
+        }
+    }
+
     public static func ftruncate(_ fd: Int32, _ length: UInt64, path: String) throws(SystemCallError) {
         _ = try check(Glibc.ftruncate(fd, off_t(length)), "ftruncate", path: path, value: "length=\(length)")
     }
