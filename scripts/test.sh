@@ -93,12 +93,13 @@ step "checkpatch --strict on kmod/patches and the probe module" scripts/checkpat
 # Tests the patched-debug kernel runs: its lockdep/DEBUG_VM build is slow under TCG, so it
 # runs what drives the sharing paths (attach, detach, zap through the rmap, fork, exit) under
 # the debug checks, not the savings and census tests the patched flavour already ran. Every
-# sharedpt.semantics.*, sharedpt.unshare.*, sharedpt.accounting.* and sharedpt.thp.* test
-# registered in the suite (each unshare drives a zap, an unhook and a refault, each accounting
-# test the RSS fan-out under lockdep, the THP test PMD and shared PTE chunks in one mapping), so
-# a new one cannot miss this run.
+# sharedpt.semantics.*, sharedpt.unshare.*, sharedpt.accounting.*, sharedpt.thp.* test and every
+# test of the paths that meet a shared table through the reverse map or a cgroup (reclaim,
+# memcg, oom, migrate, memory_failure, numa) registered in the suite (each unshare drives a zap,
+# an unhook and a refault, each accounting test the RSS fan-out under lockdep, the THP test PMD
+# and shared PTE chunks in one mapping), so a new one cannot miss this run.
 debug_tests=(--test sharedpt.stress --test sharedpt.hint_rounding)
-semantics=$(grep -oE '"sharedpt\.(semantics|unshare|accounting|thp)\.[a-z_]*"' Sources/PTShareCore/Suite/SharedPT.swift | tr -d '"')
+semantics=$(grep -oE '"sharedpt\.(semantics|unshare|accounting|thp|reclaim|memcg|oom|migrate|memory_failure|numa)\.[a-z_]*"' Sources/PTShareCore/Suite/SharedPT.swift | tr -d '"')
 [ -n "$semantics" ] || { echo "scripts/test.sh: error: no sharedpt.semantics.* test found in SharedPT.swift" >&2; exit 1; }
 for t in $semantics; do debug_tests+=(--test "$t"); done
 # The series' own kselftest, and every exit path of a shared table under DEBUG_VM and
@@ -112,17 +113,15 @@ if [ -d kmod/patches ]; then
 fi
 # The patched flavours run with --fail-on-skip (scripts/vm-suite.sh): a test that SKIPs there
 # did not run and fails the step, unless it is allowed here, each for a reason of its own.
-allow_skips=(
-    # CONFIG_KSM is off in the test kernel (tinyconfig + the fragments): MADV_MERGEABLE is
-    # EINVAL on every mapping, so the series' refusal cannot be shown (issue 11 adds KSM).
-    --allow-skip sharedpt.semantics.madvise_mergeable
-)
+# (None today: KSM, swap, memcg and NUMA balancing are in the fragment, so every test runs.)
+allow_skips=()
 for flavour in stock patched patched-debug; do
-    suite_args=()
-    # The patched flavours boot with two NUMA nodes: sharedpt.accounting.move_all moves pages
-    # between them (issue 11 builds on it).
-    if [ "$flavour" = patched ]; then suite_args=(--numa 2 -- "${allow_skips[@]}"); fi
-    if [ "$flavour" = patched-debug ]; then suite_args=(--numa 2 -- "${debug_tests[@]}" "${allow_skips[@]}"); fi
+    # Every flavour boots with two NUMA nodes: sharedpt.accounting.move_all moves pages between
+    # them, NUMA balancing only starts with two, and stock runs the pressure and NUMA tests
+    # unshared.
+    suite_args=(--numa 2)
+    if [ "$flavour" = patched ]; then suite_args+=(-- ${allow_skips[@]+"${allow_skips[@]}"}); fi
+    if [ "$flavour" = patched-debug ]; then suite_args+=(-- "${debug_tests[@]}" ${allow_skips[@]+"${allow_skips[@]}"}); fi
     if [ "$flavour" != stock ] && [ "$npatches" = 0 ]; then
         echo "scripts/test.sh: error: kmod/patches/ holds no patch series: the $flavour kernel cannot be built" >&2
         not_run "kernel build: $flavour" "no patches in kmod/patches"

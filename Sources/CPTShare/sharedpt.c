@@ -47,6 +47,7 @@ const int ptshare_MADV_DODUMP = MADV_DODUMP;
 const int ptshare_MADV_REMOVE = MADV_REMOVE;
 const int ptshare_MADV_COLLAPSE = MADV_COLLAPSE;
 const int ptshare_MADV_MERGEABLE = MADV_MERGEABLE;
+const int ptshare_MADV_HWPOISON = MADV_HWPOISON;
 const int ptshare_MCL_CURRENT = MCL_CURRENT;
 const int ptshare_MCL_FUTURE = MCL_FUTURE;
 const int ptshare_MREMAP_MAYMOVE = MREMAP_MAYMOVE;

@@ -126,6 +126,7 @@ extern const int ptshare_MADV_DODUMP;
 extern const int ptshare_MADV_REMOVE;
 extern const int ptshare_MADV_COLLAPSE;
 extern const int ptshare_MADV_MERGEABLE;
+extern const int ptshare_MADV_HWPOISON;
 extern const int ptshare_MCL_CURRENT;
 extern const int ptshare_MCL_FUTURE;
 extern const int ptshare_MREMAP_MAYMOVE;

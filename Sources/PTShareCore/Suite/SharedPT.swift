@@ -41,6 +41,8 @@ extension Suite {
         ("sharedpt.memcg.charge", SharedPTSemantics.memcgCharge),
         ("sharedpt.oom.sharer", SharedPTSemantics.oomSharer),
         ("sharedpt.migrate.compaction", SharedPTSemantics.compaction),
+        ("sharedpt.memory_failure.hwpoison", SharedPTSemantics.hwpoison),
+        ("sharedpt.numa.balancing", SharedPTSemantics.numaBalancing),
         ("sharedpt.kselftest", SharedPTSemantics.kselftest),
         ("sharedpt.hint_rounding", SharedPTSemantics.hintRounding),
         ("sharedpt.scale.truncate", SharedPTSemantics.scaleTruncate),
