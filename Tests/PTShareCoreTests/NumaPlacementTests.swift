@@ -153,6 +153,10 @@ private func machine(nodes: [Int] = [0, 1], allowed: [Int]? = nil, available: Bo
         #expect(throws: ValidationMessage("--cpunodebind 0,-1: node -1 is negative")) {
             try NumaPlacement(cpuNodes: [0, -1]).validate()
         }
+        // A scenario carries the check.
+        #expect(throws: ValidationMessage("--interleave: names no NUMA node")) {
+            try Scenario(backing: .memfd, size: 4096, workers: 1, placement: .init(memory: .interleave([]))).validate()
+        }
     }
 
     @Test func checkOnAMachine() throws {
@@ -162,5 +166,16 @@ private func machine(nodes: [Int] = [0, 1], allowed: [Int]? = nil, available: Bo
                 "--interleave 0,2: not a node list of this machine (libnuma: node argument 2 is out of range); this machine has 2 NUMA nodes (0-1)"
             )
         ) { try NumaPlacement(cpuNodes: [0], memory: .interleave([0, 2])).check(on: machine()) }
+    }
+
+    @Test func reportRoundTrip() {
+        for p in [
+            NumaPlacement(cpuNodes: [1], memory: .bind([1])), NumaPlacement(memory: .interleave([0, 1])),
+            NumaPlacement(cpuNodes: [0]),
+        ] {
+            #expect(RunReport.Placement(p).numaPlacement == p)
+        }
+        let r = RunReport.Placement(NumaPlacement(cpuNodes: [1], memory: .interleave([0, 1])))
+        #expect(r.cpunodebind == [1] && r.membind == nil && r.interleave == [0, 1])
     }
 }

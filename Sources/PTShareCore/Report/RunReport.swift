@@ -75,6 +75,28 @@ public struct RunReport: Sendable, Codable {
         public var mmapFlags: String
         public var leafPageSizeBytes: UInt64
         public var tolerance: Double
+        /// `--cpunodebind`, `--membind`, `--interleave`; absent when the run set none (and in
+        /// reports written before they existed).
+        public var placement: Placement?
+    }
+
+    /// The NUMA placement a run applied to its workers, as node lists.
+    public struct Placement: Sendable, Codable, Equatable {
+        public var cpunodebind: [Int]?
+        public var membind: [Int]?
+        public var interleave: [Int]?
+
+        public init(_ p: NumaPlacement) {
+            cpunodebind = p.cpuNodes
+            if case .bind(let n) = p.memory { membind = n }
+            if case .interleave(let n) = p.memory { interleave = n }
+        }
+
+        /// Back to the scenario's value, `cpunodebind 1, membind 1` when printed.
+        public var numaPlacement: NumaPlacement {
+            NumaPlacement(
+                cpuNodes: cpunodebind, memory: membind.map { .bind($0) } ?? interleave.map { .interleave($0) })
+        }
     }
 
     public struct MeminfoPoint: Sendable, Codable {

@@ -11,6 +11,9 @@ public enum TextReport {
         out.append(
             "kernel \(r.kernel.release) (\(r.kernel.machine)), leaf pages \(ByteSize.human(Int64(s.leafPageSizeBytes))), "
                 + "mmap flags \(s.mmapFlags)")
+        if let p = s.placement {
+            out.append("placement: \(p.numaPlacement)")
+        }
         if let p = r.kernel.hugetlbPmdSharing {
             out.append("hugetlb PMD sharing: \(p.enabled.map { $0 ? "on" : "off" } ?? "unknown") (\(p.basis))")
         }

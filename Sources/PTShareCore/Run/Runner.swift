@@ -45,7 +45,10 @@ public enum PTShareVersion {
 /// One run, in the order the layout names: scenario → workers → probes → model → verdict → report.
 public enum Runner {
     public static func run(_ o: RunOptions, progress: (String) -> Void = { _ in }) throws(RunError) -> RunReport {
-        do { return try measure(o, progress: progress) } catch {
+        let binding = NumaBinding(o.scenario.placement)
+        do throws(RunError) {
+            do { return try measure(o, binding, progress: progress) } catch { throw binding.restoring(after: error) }
+        } catch {
             // A stop signal interrupts whichever call was blocking (poll, read, waitpid); the
             // EINTR that call reports is the interruption, wherever it surfaced.
             if case .system(let e) = error, e.errno == EINTR, Sys.stopSignal != 0 {
@@ -56,9 +59,13 @@ public enum Runner {
     }
 
     /// One run, phase by phase: each phase is a function below, in the order they run.
-    static func measure(_ o: RunOptions, progress: (String) -> Void) throws(RunError) -> RunReport {
+    static func measure(_ o: RunOptions, _ binding: NumaBinding, progress: (String) -> Void) throws(RunError)
+        -> RunReport
+    {
         let s = o.scenario
         let k = try preflight(o)
+        // In force while the file's pages are allocated (fallocate) and the workers are forked.
+        try binding.apply()
         let (backing, pmdSharing, thp) = try makeBacking(s, machine: k.machine)
         defer { backing.close() }
         // The pool allocates its bookkeeping now, before a free range is picked below: a large
@@ -71,6 +78,7 @@ public enum Runner {
 
         var m = Measurements()
         try spawn(s, pool, &m, progress: progress)
+        try binding.restore()
         try control(pool, place, &m)
         try map(s, o, pool, &m, progress: progress)
         try measureMapped(o, pool, place, &m)
@@ -157,6 +165,11 @@ public enum Runner {
     static func preflight(_ o: RunOptions) throws(RunError) -> KernelState {
         let s = o.scenario
         do { try s.validate() } catch { throw .preflight(error.description) }
+        if !s.placement.isNone {
+            let machine: NumaMachine
+            do { machine = try NumaMachine.current() } catch { throw .numa(error) }
+            do { try s.placement.check(on: machine) } catch { throw .preflight(error.description) }
+        }
         do { try Sys.installStopHandlers() } catch { throw .system(error) }
         let (release, machine): (String, String)
         do { (release, machine) = try Sys.uname() } catch { throw .system(error) }
@@ -426,7 +439,8 @@ public enum Runner {
                 share: s.share.rawValue, touch: s.touch.rawValue, address: s.address.description,
                 mapSharedPtValue: hex(UInt64(s.mapSharedPTValue)),
                 mmapFlags: hex(UInt64(UInt32(bitPattern: place.flags))),
-                leafPageSizeBytes: backing.leafSize, tolerance: s.tolerance),
+                leafPageSizeBytes: backing.leafSize, tolerance: s.tolerance,
+                placement: s.placement.isNone ? nil : .init(s.placement)),
             measured: measured,
             model: .init(
                 expectedPageTableBytes: model.expectedPageTableBytes,
