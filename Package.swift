@@ -11,10 +11,14 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
     ],
     targets: [
-        // Only what Swift cannot import from Glibc, plus the async-signal-safe worker body.
+        // Only what Swift cannot import from Glibc, plus the async-signal-safe worker body and
+        // libnuma's error hooks.
         .target(name: "CPTShare"),
+        // libnuma (numa.h, -lnuma): node lists, memory policy and CPU mask for `run`'s placement.
+        // libnuma.a links into the static guest binary as well.
+        .systemLibrary(name: "CNuma", pkgConfig: "numa", providers: [.apt(["libnuma-dev"])]),
         // Scenario → workers → probes → model → verdict → report.
-        .target(name: "PTShareCore", dependencies: ["CPTShare"]),
+        .target(name: "PTShareCore", dependencies: ["CPTShare", "CNuma"]),
         .target(
             name: "PTShareCLI",
             dependencies: [

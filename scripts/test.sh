@@ -59,9 +59,11 @@ if ! command -v swift >/dev/null; then
     echo "scripts/test.sh: swift not found (expected Swift 6.x at /opt/swift or on PATH)" >&2
     exit 1
 fi
-# gzip reads /proc/config.gz (hugetlb PMD sharing is decided from the kernel config).
+# gzip reads /proc/config.gz (hugetlb PMD sharing is decided from the kernel config);
+# libnuma-dev gives the CNuma target numa.h and libnuma.so/.a (run's --cpunodebind, --membind).
 need=()
 command -v gzip >/dev/null || need+=(gzip)
+[ -e /usr/include/numa.h ] || need+=(libnuma-dev)
 if ((${#need[@]})); then
     if [ "$(id -u)" = 0 ]; then
         echo "scripts/test.sh: apt-get install ${need[*]}" >&2

@@ -67,6 +67,15 @@ extension PTShare {
         @Option(help: "How many workers map and touch at the same time (default: online CPUs).")
         public var mapConcurrency: Int?
 
+        @Option(help: "Run the workers on the CPUs of these NUMA nodes (a list like 0, 0-1 or 0,2).")
+        public var cpunodebind: String?
+
+        @Option(help: "Allocate the file's pages and the workers' page tables only from these NUMA nodes.")
+        public var membind: String?
+
+        @Option(help: "Interleave the file's pages and the workers' page tables over these NUMA nodes.")
+        public var interleave: String?
+
         @OptionGroup public var flag: FlagOptions
 
         public init() {}
@@ -81,11 +90,35 @@ extension PTShare {
                 throw ValidationError(
                     "--address \(address): expected auto, same or a hexadecimal address like 0x7f0000000000")
             }
-            let s = Scenario(
+            var s = Scenario(
                 backing: backing, path: path, size: bytes, workers: workers, share: share, touch: touch, address: addr,
                 mapSharedPTValue: try flag.resolve(), tolerance: tolerance)
             do { try s.validate() } catch { throw ValidationError(error.description) }
+            // Last: the node lists are read against the machine, the rest needs none.
+            s.placement = try placement()
             return s
+        }
+
+        /// The node lists, each read by libnuma against this machine's nodes: a node it does not
+        /// have is bad usage, not a failed run.
+        func placement(machine: () throws(NumaError) -> NumaMachine = NumaMachine.current) throws -> NumaPlacement {
+            if membind != nil && interleave != nil {
+                throw ValidationError(
+                    "--membind \(membind!) and --interleave \(interleave!): pick one (a task has one memory policy)")
+            }
+            guard cpunodebind != nil || membind != nil || interleave != nil else { return .none }
+            let m: NumaMachine
+            do { m = try machine() } catch { throw ValidationError("NUMA: \(error.description)") }
+            func nodes(_ text: String?, _ option: String) throws -> [Int]? {
+                guard let text else { return nil }
+                do { return try NodeList.parse(text, option: option, machine: m) } catch {
+                    throw ValidationError(error.description)
+                }
+            }
+            var p = NumaPlacement(cpuNodes: try nodes(cpunodebind, "--cpunodebind"))
+            if let b = try nodes(membind, "--membind") { p.memory = .bind(b) }
+            if let i = try nodes(interleave, "--interleave") { p.memory = .interleave(i) }
+            return p
         }
 
         public mutating func validate() throws {

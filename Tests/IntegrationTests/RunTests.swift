@@ -53,6 +53,35 @@ struct RunTests {
         #expect(r.verdict == .pass)
     }
 
+    /// Node 0 exists wherever NUMA does. `--membind 0 --cpunodebind 0`: the workers run under
+    /// bind:0 and every page of the file (the driver's fallocate, under the same policy) is on
+    /// node 0; `--interleave 0` shows its own policy, so numa_maps follows the option, not a default.
+    @Test func placementOnNodeZero() throws {
+        if !Numa.available { try Test.cancel("this kernel has no NUMA memory policy") }
+        for (args, policy, placement) in [
+            (["--membind", "0", "--cpunodebind", "0"], "bind:0", NumaPlacement(cpuNodes: [0], memory: .bind([0]))),
+            (["--interleave", "0"], "interleave:0", NumaPlacement(memory: .interleave([0]))),
+        ] {
+            let json = tempPath("numa.json")
+            let d = try Driver.run(["run", "--workers", "4", "--size", "8M", "--json", json] + args)
+            // 4: PageTables did not settle on a busy host; where the pages are does not depend on it.
+            #expect(d.status == 0 || d.status == 4, "\(args): \(d.stderr) \(d.stdout)")
+            let r = try readReport(json)
+            #expect(r.scenario.placement?.numaPlacement == placement)
+            #expect(d.stdout.contains("\nplacement: \(placement)\n"), "\(d.stdout)")
+            let nm = try #require(r.measured.numaMaps)
+            #expect(nm.missing == nil && nm.workersSampled == [0, 1, 2, 3])
+            for w in nm.workers {
+                #expect(w.policy == policy && w.pagesPerNode == [.init(node: 0, pages: 2048)], "\(args) worker \(w)")
+            }
+            let usage = r.nodeUsage()
+            let n0 = try #require(usage.first { $0.node == 0 })
+            #expect(n0.filePages == .success(2048) && n0.fileBytes == .success(8 << 20), "\(args)")
+            #expect((try? n0.pageTableBytes.get()) != nil, "\(args): \(n0.pageTableBytes)")
+            for n in usage where n.node != 0 { #expect(n.filePages == .success(0), "\(args) node \(n.node)") }
+        }
+    }
+
     @Test func sharePTOnKernelWithoutSupportFailsClearly() throws {
         let probe = try Driver.run(["probe", "--json"])
         #expect(probe.status == 0, "\(probe.stderr)")

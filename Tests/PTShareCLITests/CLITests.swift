@@ -194,6 +194,78 @@ private let environmentIsClean = FlagOptions.environment().isEmpty
     }
 }
 
+/// --cpunodebind, --membind, --interleave: lists read by this machine's libnuma (node 0 exists
+/// wherever NUMA does; node 999 nowhere), and by made-up machines through `placement(machine:)`.
+@Suite(.enabled(if: environmentIsClean && Numa.available, "$PTSHARE_MAP_SHARED_PT set, or no NUMA in this kernel"))
+struct RunPlacementTests {
+    private func twoNodes() -> NumaMachine {
+        NumaMachine(available: true, nodes: [0, 1], allowed: [0, 1]) { (t) throws(NumaError) in
+            switch t {
+            case "0": return [0]
+            case "1": return [1]
+            case "0-1": return [0, 1]
+            default:
+                throw NumaError("numa_parse_nodestring", errno: 0, what: "node argument 2 is out of range", value: t)
+            }
+        }
+    }
+
+    @Test func defaultIsNoPlacement() throws {
+        #expect(try parseRun([]).scenario().placement == .none)
+    }
+
+    @Test func nodeZero() throws {
+        let s = try parseRun(["--cpunodebind", "0", "--membind", "0"]).scenario()
+        #expect(s.placement == NumaPlacement(cpuNodes: [0], memory: .bind([0])))
+        #expect(try parseRun(["--interleave", "0"]).scenario().placement == NumaPlacement(memory: .interleave([0])))
+    }
+
+    @Test func membindAndInterleaveExclude() {
+        #expect(
+            parseMessage(["run", "--membind", "0", "--interleave", "0"])
+                == "--membind 0 and --interleave 0: pick one (a task has one memory policy)")
+    }
+
+    @Test func listErrorsNameTheValueAndTheMachine() throws {
+        let summary = try NumaMachine.current().summary
+        #expect(
+            parseMessage(["run", "--membind", "999"])
+                == "--membind 999: not a node list of this machine (libnuma: node argument 999 is out of range); \(summary)"
+        )
+        #expect(
+            parseMessage(["run", "--cpunodebind", "0-999"])
+                == "--cpunodebind 0-999: not a node list of this machine (libnuma: node argument 999 out of range); \(summary)"
+        )
+        #expect(
+            parseMessage(["run", "--interleave", "all"])
+                == "--interleave 'all': expected a list of NUMA nodes like 0, 0-1 or 0,2; \(summary)")
+    }
+
+    @Test func scenarioErrorsComeFirst() {
+        #expect(
+            parseMessage(["run", "--workers", "0", "--membind", "999"]) == "--workers 0: must be between 1 and 100000")
+    }
+
+    @Test func twoNodeMachine() throws {
+        let run = try parseRun([])
+        var r = run
+        r.cpunodebind = "1"
+        r.membind = "1"
+        #expect(try r.placement(machine: twoNodes) == NumaPlacement(cpuNodes: [1], memory: .bind([1])))
+        r.membind = nil
+        r.interleave = "0-1"
+        #expect(try r.placement(machine: twoNodes) == NumaPlacement(cpuNodes: [1], memory: .interleave([0, 1])))
+        r.cpunodebind = "0-2"
+        #expect(throws: ValidationError.self) { try r.placement(machine: twoNodes) }
+        do { _ = try r.placement(machine: twoNodes) } catch {
+            #expect(
+                PTShare.message(for: error)
+                    == "--cpunodebind 0-2: not a node list of this machine (libnuma: node argument 2 is out of range); this machine has 2 NUMA nodes (0-1)"
+            )
+        }
+    }
+}
+
 @Suite struct FlagOptionsTests {
     private func options(_ arguments: [String]) throws -> FlagOptions {
         try FlagOptions.parse(arguments)

@@ -585,5 +585,92 @@ private let MiB: UInt64 = 1024 * 1024
         #expect(Counters.delta(["x": 5], ["x": 9], "x") == 4)
         #expect(Counters.delta(["x": 5], ["x": 3], "x") == 0)
         #expect(Counters.delta([:], ["x": 3], "x") == nil)
+
+// MARK: - /proc/PID/numa_maps
+
+@Suite struct NumaMapsParserTests {
+    /// numa_maps-membind-6.18.txt: `numactl --membind=0 --cpunodebind=0` of a small C program
+    /// that maps one 8 MiB memfd three times (populated, 2 MiB touched, never touched), plus
+    /// 1 MiB of private anonymous memory and a heap, then copies /proc/self/numa_maps to stdout.
+    @Test func realMembind() throws {
+        let e = try NumaMaps.parse(try fixture("numa_maps-membind-6.18"))
+        #expect(e.count == 27)
+        #expect(e.allSatisfy { $0.policy == "bind:0" })
+        let populated = try #require(NumaMaps.entry(at: 0x7ff0_efc0_7000, in: e))
+        #expect(populated.file == "/memfd:ptshare (deleted)")
+        #expect(populated.pagesPerNode == [0: 2048])
+        #expect(populated.pages == 2048)
+        #expect(populated.dirty == 2048)
+        #expect(populated.counters["mapmax"] == 2)
+        #expect(populated.active == 0)
+        // mapped= is printed only when it differs from anon and dirty.
+        #expect(populated.mapped == nil)
+        #expect(populated.kernelPageSize == 4 * KiB)
+        #expect(!populated.heap && !populated.stack && !populated.huge)
+        // The 2 MiB touched one by one; fault-around mapped the neighbours as well.
+        #expect(NumaMaps.entry(at: 0x7ff0_ef40_7000, in: e)?.pagesPerNode == [0: 521])
+        // Mapped, never touched: nothing after the file, no page size.
+        let untouched = try #require(NumaMaps.entry(at: 0x7ff0_eec0_7000, in: e))
+        #expect(untouched.file == "/memfd:ptshare (deleted)")
+        #expect(untouched.pages == 0 && untouched.pagesPerNode.isEmpty && untouched.kernelPageSize == nil)
+        let anon = try #require(NumaMaps.entry(at: 0x7ff0_eeb0_7000, in: e))
+        #expect(anon.file == nil && anon.anon == 256 && anon.pagesPerNode == [0: 256])
+        #expect(e.first { $0.heap }?.pagesPerNode == [0: 25])
+        #expect(e.last?.stack == true && e.last?.active == 1)
+        let libc = try #require(NumaMaps.entry(at: 0x7ff0_f043_0000, in: e))
+        #expect(libc.file == "/usr/lib/x86_64-linux-gnu/libc.so.6" && libc.mapped == 160)
+        // A worker's mapping is found by its start only.
+        #expect(NumaMaps.entry(at: 0x7ff0_efc0_8000, in: e) == nil)
+    }
+
+    /// numa_maps-2node-constructed.txt is hand-made (this machine has one node) from the format
+    /// of show_numa_map (fs/proc/task_mmu.c) and mpol_to_str (mm/mempolicy.c) in Linux 6.12:
+    /// two nodes, every policy spelling with a node list, hugetlb, escapes, rarer counters.
+    @Test func constructedTwoNodes() throws {
+        let e = try NumaMaps.parse(try fixture("numa_maps-2node-constructed"))
+        #expect(
+            e.map(\.policy) == [
+                "bind:1", "interleave:0-1", "weighted interleave:0-1", "prefer (many):0-1", "bind=static:1", "local",
+            ])
+        #expect(e[0].pagesPerNode == [1: 16384] && e[0].counters["mapmax"] == 200)
+        #expect(e[1].pagesPerNode == [0: 1024, 1: 1024] && e[1].pages == 2048)
+        #expect(e[2].file == nil && e[2].anon == 6 && e[2].pagesPerNode == [0: 4, 1: 2])
+        #expect(e[3].huge && e[3].kernelPageSize == 2 * MiB && e[3].pages == 512)
+        #expect(e[3].file == "/dev/hugepages/ptshare.77.data (deleted)")
+        #expect(e[4].file == "/dev/shm/a=b")
+        #expect(e[4].counters == ["mapped": 10, "swapcache": 2, "writeback": 1])
+        #expect(e[5] == NumaMapsEntry(address: 0x7f01_4000_0000, policy: "local"))
+    }
+
+    @Test func emptyIsNoMappings() throws {
+        #expect(try NumaMaps.parse("").isEmpty)
+    }
+
+    @Test func malformedLinesThrow() throws {
+        let cases: [(String, String)] = [
+            ("zz default N0=1\n", "bad address \"zz\""),
+            ("7f00\n", "no policy after the address"),
+            ("7f00 N0=1 kernelpagesize_kB=4\n", "no policy after the address"),
+            ("7f00 default N0=x\n", "expected key=number after the policy, found \"N0=x\""),
+            ("7f00 default anon=1 oops\n", "expected key=number after the policy, found \"oops\""),
+            ("7f00 default N0=1 N0=2\n", "N0= twice"),
+            ("7f00 default dirty=1 dirty=1\n", "dirty= twice"),
+            ("7f00 default heap heap\n", "\"heap\" twice"),
+            ("7f00 default file=/a file=/b\n", "file= twice"),
+            ("7f00 default kernelpagesize_kB=4 kernelpagesize_kB=4\n", "kernelpagesize_kB twice"),
+        ]
+        for (text, reason) in cases {
+            let e = try #require(throws: ProcParseError.self, "\(text)") {
+                try NumaMaps.parse("7eff default\n" + text, source: "/proc/7/numa_maps")
+            }
+            #expect(e.reason == reason, "\(text)")
+            #expect(e.line == 2 && e.source == "/proc/7/numa_maps", "\(text)")
+        }
+    }
+
+    @Test func unknownCountersAreKept() throws {
+        // A key=number a newer kernel adds is kept, not refused.
+        let e = try NumaMaps.parse("7f00 default file=/x dirty=1 newcount=7 N0=1 kernelpagesize_kB=4\n")
+        #expect(e[0].counters == ["dirty": 1, "newcount": 7])
     }
 }

@@ -293,3 +293,111 @@ private func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8
         #expect(unsettled.contains("warning: PageTables did not settle at every sampling point"))
     }
 }
+
+/// sampleReport on a two-node machine under `--cpunodebind 1 --membind 1`: tables and pages on node 1.
+private func numaReport(numaMaps: RunReport.NumaMapsReport?) -> RunReport {
+    var r = sampleReport()
+    r.scenario.placement = .init(NumaPlacement(cpuNodes: [1], memory: .bind([1])))
+    r.measured.numaNodes = [
+        .init(
+            node: 0, pageTables: .init(base: 400_000, control: 450_000, mapped: 450_000), attributedBytes: 0,
+            filePages: numaMaps?.reference?.pages(on: 0)),
+        .init(
+            node: 1, pageTables: .init(base: 600_000, control: 812_144, mapped: 959_600), attributedBytes: 147_456,
+            filePages: numaMaps?.reference?.pages(on: 1)),
+    ]
+    r.measured.numaMaps = numaMaps
+    return r
+}
+
+private func worker(_ i: Int, _ perNode: [Int: UInt64]) -> RunReport.NumaMapsWorker {
+    .init(
+        worker: i,
+        NumaMapsEntry(
+            address: 0x7f00_0020_0000, policy: "bind:1", file: "/memfd:ptshare (deleted)", pagesPerNode: perNode,
+            counters: ["dirty": 16384, "mapmax": 4], kernelPageSize: 4096))
+}
+
+@Suite struct NumaReportTests {
+    @Test func nodeUsageFromTheReport() {
+        let r = numaReport(
+            numaMaps: .init(workersSampled: [0, 3], workers: [worker(0, [1: 16384]), worker(3, [1: 16384])]))
+        #expect(
+            r.nodeUsage() == [
+                NodeUsage(node: 0, pageTableBytes: .success(0), filePages: .success(0), fileBytes: .success(0)),
+                NodeUsage(
+                    node: 1, pageTableBytes: .success(147_456), filePages: .success(16384),
+                    fileBytes: .success(64 << 20)),
+            ])
+        #expect(r.measured.numaNodes.map(\.filePages) == [0, 16384])
+        let out = TextReport.render(r)
+        #expect(out.contains("\nplacement: cpunodebind 1, membind 1\n"))
+        #expect(out.contains("\nnode 0 PageTables attributed: 0 B; the mapping's pages here: 0 (0 B)\n"))
+        #expect(out.contains("\nnode 1 PageTables attributed: 144.0 KiB; the mapping's pages here: 16384 (64.0 MiB)\n"))
+        #expect(
+            out.contains(
+                "\nnuma_maps of worker 0 (policy bind:1): 16384 pages mapped, the same per node in all 2 sampled workers\n"
+            ))
+    }
+
+    @Test func workersThatDiffer() {
+        let r = numaReport(
+            numaMaps: .init(workersSampled: [0, 3], workers: [worker(0, [1: 16384]), worker(3, [1: 512])]))
+        #expect(r.measured.numaMaps?.samePagesPerNode == false)
+        #expect(TextReport.render(r).contains("; the sampled workers differ per node (measured.numa_maps in the JSON)"))
+    }
+
+    @Test func missingReadingsCarryTheirReason() {
+        let why = "open /proc/42/numa_maps failed: ENOENT (errno 2): No such file or directory"
+        var r = numaReport(numaMaps: .init(workersSampled: [0], workers: [], missing: why))
+        r.measured.numaNodes[0].attributedBytes = nil
+        r.measured.numaNodes[0].pageTablesMissing = "no PageTables line in /sys/devices/system/node/node0/meminfo"
+        let u = r.nodeUsage()
+        #expect(
+            u[0].pageTableBytes
+                == .failure(MissingReading("no PageTables line in /sys/devices/system/node/node0/meminfo")))
+        #expect(u[1].pageTableBytes == .success(147_456))
+        #expect(u.allSatisfy { $0.filePages == .failure(MissingReading("numa_maps: \(why)")) })
+        #expect(r.measured.numaNodes.allSatisfy { $0.filePages == nil })
+        let out = TextReport.render(r)
+        #expect(
+            out.contains(
+                "\nnode 0 PageTables attributed: n/a (no PageTables line in /sys/devices/system/node/node0/meminfo)\n"))
+        #expect(out.contains("\nnode 1 PageTables attributed: 144.0 KiB\n"))
+        #expect(out.contains("\nnuma_maps: not read: \(why)\n"))
+
+        let unsampled = numaReport(numaMaps: nil)
+        #expect(
+            unsampled.nodeUsage().allSatisfy {
+                $0.filePages == .failure(MissingReading("numa_maps not read: no worker sampled (--smaps-workers 0)"))
+            })
+    }
+
+    @Test func jsonAddsOptionalKeysToV1() throws {
+        let r = numaReport(numaMaps: .init(workersSampled: [0], workers: [worker(0, [1: 16384])]))
+        let bytes = try JSONOutput.encode(r)
+        let json = text(bytes)
+        #expect(json.contains("\"schema\" : \"ptshare.run.v1\""))
+        for needle in [
+            "\"placement\" : {", "\"cpunodebind\" : [", "\"membind\" : [", "\"numa_maps\" : {",
+            "\"pages_per_node\" : [", "\"file_pages\" : 16384", "\"kernel_page_size_bytes\" : 4096",
+            "\"policy\" : \"bind:1\"", "\"workers_sampled\" : [",
+        ] {
+            #expect(json.contains(needle), "missing \(needle)")
+        }
+        #expect(!json.contains("\"interleave\""))
+        let back = try JSONOutput.decodeRun(bytes)
+        #expect(back.scenario.placement == r.scenario.placement)
+        #expect(back.measured.numaMaps?.workers == r.measured.numaMaps?.workers)
+        #expect(back.nodeUsage() == r.nodeUsage())
+        #expect(try JSONOutput.encode(back) == bytes)
+        // A report without them (as every run wrote before) has none of the keys and still reads.
+        let plain = text(try JSONOutput.encode(sampleReport()))
+        for key in ["placement", "numa_maps", "file_pages", "page_tables_missing"] {
+            #expect(!plain.contains("\"\(key)\""), "\(key)")
+        }
+        let old = try JSONOutput.decodeRun(Array(plain.utf8))
+        #expect(old.scenario.placement == nil && old.measured.numaMaps == nil)
+        #expect(!TextReport.render(old).contains("placement:"))
+    }
+}

@@ -206,6 +206,12 @@ struct ptshare_agent_plan {
 __attribute__((noreturn))
 void ptshare_agent_main(const struct ptshare_agent_plan *plan);
 
+/* What libnuma said through numa_error/numa_warn since ptshare_numa_clear() (numa_hooks.c):
+ * the errno of its first numa_error (0 when it only warned) and its messages, joined by "; ".
+ * Returns how many it made. */
+void ptshare_numa_clear(void);
+int ptshare_numa_complaints(int *err, const char **text);
+
 /* sched_setaffinity of the calling thread to CPU `cpu` alone (`cpu` < 64), the previous mask of
  * CPUs 0-63 in *saved; and back. 0 or -1 with errno. */
 int ptshare_pin_to_cpu(int cpu, uint64_t *saved);

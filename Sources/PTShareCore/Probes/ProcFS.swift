@@ -65,6 +65,11 @@ public enum ProcFS {
         return try parsed(p) { (t) throws(ProcParseError) in try Smaps.parseRollup(t, source: p) }
     }
 
+    public static func numaMaps(_ pid: Int32) throws(RunError) -> [NumaMapsEntry] {
+        let p = "/proc/\(pid)/numa_maps"
+        return try parsed(p) { (t) throws(ProcParseError) in try NumaMaps.parse(t, source: p) }
+    }
+
     /// The pagemap entries of `count` pages from `address` in process `pid` (root sees PFNs).
     public static func pagemap(_ pid: Int32, address: UInt64, count: Int) throws(RunError) -> [PagemapEntry] {
         let p = "/proc/\(pid)/pagemap"

@@ -75,6 +75,28 @@ public struct RunReport: Sendable, Codable {
         public var mmapFlags: String
         public var leafPageSizeBytes: UInt64
         public var tolerance: Double
+        /// `--cpunodebind`, `--membind`, `--interleave`; absent when the run set none (and in
+        /// reports written before they existed).
+        public var placement: Placement?
+    }
+
+    /// The NUMA placement a run applied to its workers, as node lists.
+    public struct Placement: Sendable, Codable, Equatable {
+        public var cpunodebind: [Int]?
+        public var membind: [Int]?
+        public var interleave: [Int]?
+
+        public init(_ p: NumaPlacement) {
+            cpunodebind = p.cpuNodes
+            if case .bind(let n) = p.memory { membind = n }
+            if case .interleave(let n) = p.memory { interleave = n }
+        }
+
+        /// Back to the scenario's value, `cpunodebind 1, membind 1` when printed.
+        public var numaPlacement: NumaPlacement {
+            NumaPlacement(
+                cpuNodes: cpunodebind, memory: membind.map { .bind($0) } ?? interleave.map { .interleave($0) })
+        }
     }
 
     public struct MeminfoPoint: Sendable, Codable {
@@ -132,7 +154,66 @@ public struct RunReport: Sendable, Codable {
     public struct NodeReport: Sendable, Codable {
         public var node: Int
         public var pageTables: Points<UInt64?>
+        /// PageTables at mapped − at control on this node; nil when a reading is missing.
         public var attributedBytes: Int64?
+        /// Why a PageTables reading of this node is missing (the first point that lacked one).
+        public var pageTablesMissing: String?
+        /// Pages of the mapping on this node, as the first sampled worker maps them
+        /// (numa_maps `N<node>=`); nil when numa_maps was not read (`measured.numa_maps.missing`).
+        public var filePages: UInt64?
+    }
+
+    /// `/proc/PID/numa_maps` of the sampled workers (the smaps sample), for the mapping.
+    public struct NumaMapsReport: Sendable, Codable {
+        public var workersSampled: [Int]
+        /// One per sampled worker, in the order sampled; empty when `missing`.
+        public var workers: [NumaMapsWorker]
+        /// Why the reading could not be made (no numa_maps without CONFIG_NUMA, a line the parser
+        /// refused, no entry at the mapping's address).
+        public var missing: String?
+
+        /// The worker whose pages per node the report gives (`NodeReport.filePages`): the first
+        /// sampled, worker 0. One worker, not a sum: they all map the same pages of one file.
+        public var reference: NumaMapsWorker? { missing == nil ? workers.first : nil }
+
+        /// Whether every sampled worker maps the same number of pages on each node (they map one
+        /// file: a difference means some did not fault everything in).
+        public var samePagesPerNode: Bool { workers.allSatisfy { $0.pagesPerNode == workers.first?.pagesPerNode } }
+    }
+
+    public struct NumaMapsWorker: Sendable, Codable, Equatable {
+        public var worker: Int
+        /// The policy numa_maps shows for the mapping: the task policy the worker inherited.
+        public var policy: String
+        /// Nodes holding some of the mapping's pages, ascending; a node absent holds none.
+        public var pagesPerNode: [NodePages]
+        /// In units of `kernelPageSizeBytes`.
+        public var pages: UInt64
+        public var kernelPageSizeBytes: UInt64?
+        /// anon, dirty, mapped, mapmax, active, … as numa_maps printed them.
+        public var counters: [String: UInt64]
+
+        public init(worker: Int, _ e: NumaMapsEntry) {
+            self.worker = worker
+            policy = e.policy
+            pagesPerNode = e.pagesPerNode.keys.sorted().map { NodePages(node: $0, pages: e.pagesPerNode[$0]!) }
+            pages = e.pages
+            kernelPageSizeBytes = e.kernelPageSize
+            counters = e.counters
+        }
+
+        /// Pages on `node`: 0 when numa_maps did not list it.
+        public func pages(on node: Int) -> UInt64 { pagesPerNode.first { $0.node == node }?.pages ?? 0 }
+    }
+
+    public struct NodePages: Sendable, Codable, Equatable {
+        public var node: Int
+        public var pages: UInt64
+
+        public init(node: Int, pages: UInt64) {
+            self.node = node
+            self.pages = pages
+        }
     }
 
     public struct SmapsReport: Sendable, Codable {
@@ -171,6 +252,9 @@ public struct RunReport: Sendable, Codable {
         /// left behind (the verdict fails beyond `teardownNoiseBytes`).
         public var teardownLeakBytes: Int64?
         public var teardownNoiseBytes: Int64?
+        /// Where the mapping's pages are; absent when no worker was sampled (`--smaps-workers 0`)
+        /// and in reports written before it existed.
+        public var numaMaps: NumaMapsReport?
     }
 
     public struct ModelReport: Sendable, Codable {

@@ -11,6 +11,9 @@ public enum TextReport {
         out.append(
             "kernel \(r.kernel.release) (\(r.kernel.machine)), leaf pages \(ByteSize.human(Int64(s.leafPageSizeBytes))), "
                 + "mmap flags \(s.mmapFlags)")
+        if let p = s.placement {
+            out.append("placement: \(p.numaPlacement)")
+        }
         if let p = r.kernel.hugetlbPmdSharing {
             out.append("hugetlb PMD sharing: \(p.enabled.map { $0 ? "on" : "off" } ?? "unknown") (\(p.basis))")
         }
@@ -28,8 +31,28 @@ public enum TextReport {
         for (name, v) in rows {
             out.append(pad(name, width) + lpad(ByteSize.human(v), 12) + lpad(ByteSize.human(v / w), 14))
         }
-        for n in m.numaNodes {
-            out.append("node \(n.node) PageTables attributed: \(n.attributedBytes.map(ByteSize.human) ?? "n/a")")
+        let usage = r.nodeUsage()
+        for (n, u) in zip(m.numaNodes, usage) {
+            var line = "node \(n.node) PageTables attributed: "
+            switch u.pageTableBytes {
+            case .success(let b): line += ByteSize.human(b)
+            case .failure(let e): line += "n/a (\(e.reason))"
+            }
+            if case .success(let p) = u.filePages, case .success(let b) = u.fileBytes {
+                line += "; the mapping's pages here: \(p) (\(ByteSize.human(Int64(b))))"
+            }
+            out.append(line)
+        }
+        if let nm = m.numaMaps {
+            if let why = nm.missing {
+                out.append("numa_maps: not read: \(why)")
+            } else if let w = nm.reference {
+                out.append(
+                    "numa_maps of worker \(w.worker) (policy \(w.policy)): \(w.pages) pages mapped"
+                        + (nm.samePagesPerNode
+                            ? ", the same per node in all \(nm.workers.count) sampled workers"
+                            : "; the sampled workers differ per node (measured.numa_maps in the JSON)"))
+            }
         }
         if let sm = m.smaps {
             let f = { (k: String) in sm.range[k].map { ByteSize.human(Int64($0)) } ?? "n/a" }

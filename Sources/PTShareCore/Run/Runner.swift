@@ -45,7 +45,10 @@ public enum PTShareVersion {
 /// One run, in the order the layout names: scenario → workers → probes → model → verdict → report.
 public enum Runner {
     public static func run(_ o: RunOptions, progress: (String) -> Void = { _ in }) throws(RunError) -> RunReport {
-        do { return try measure(o, progress: progress) } catch {
+        let binding = NumaBinding(o.scenario.placement)
+        do throws(RunError) {
+            do { return try measure(o, binding, progress: progress) } catch { throw binding.restoring(after: error) }
+        } catch {
             // A stop signal interrupts whichever call was blocking (poll, read, waitpid); the
             // EINTR that call reports is the interruption, wherever it surfaced.
             if case .system(let e) = error, e.errno == EINTR, Sys.stopSignal != 0 {
@@ -56,9 +59,13 @@ public enum Runner {
     }
 
     /// One run, phase by phase: each phase is a function below, in the order they run.
-    static func measure(_ o: RunOptions, progress: (String) -> Void) throws(RunError) -> RunReport {
+    static func measure(_ o: RunOptions, _ binding: NumaBinding, progress: (String) -> Void) throws(RunError)
+        -> RunReport
+    {
         let s = o.scenario
         let k = try preflight(o)
+        // In force while the file's pages are allocated (fallocate) and the workers are forked.
+        try binding.apply()
         let (backing, pmdSharing, thp) = try makeBacking(s, machine: k.machine)
         defer { backing.close() }
         // The pool allocates its bookkeeping now, before a free range is picked below: a large
@@ -71,6 +78,7 @@ public enum Runner {
 
         var m = Measurements()
         try spawn(s, pool, &m, progress: progress)
+        try binding.restore()
         try control(pool, place, &m)
         try map(s, o, pool, &m, progress: progress)
         try measureMapped(o, pool, place, &m)
@@ -110,15 +118,23 @@ public enum Runner {
     struct Point {
         var sample: StableSample
         var driverVmPTE: Int64
-        var nodes: [UInt64?]
+        /// Per node: PageTables, or why it could not be read (the run goes on without it).
+        var nodes: [Result<UInt64, MissingReading>]
         var pageTables: Int64 { Int64(sample.meminfo.pageTables ?? 0) }
 
         static func take(nodes: [Int], window: Int = 5, limitMs: Int = 3000) throws(RunError) -> Point {
             let sample = try Sampler.stablePageTables(window: window, limitMs: limitMs)
             return Point(
-                sample: sample, driverVmPTE: try Runner.driverVmPTE(),
-                nodes: nodes.map { (try? ProcFS.nodeMeminfo($0).pageTables) ?? nil })
+                sample: sample, driverVmPTE: try Runner.driverVmPTE(), nodes: nodes.map(Runner.nodePageTables))
         }
+    }
+
+    static func nodePageTables(_ node: Int) -> Result<UInt64, MissingReading> {
+        do throws(RunError) {
+            let n = try ProcFS.nodeMeminfo(node)
+            guard let v = n.pageTables else { return .failure(MissingReading("no PageTables line in \(n.source)")) }
+            return .success(v)
+        } catch { return .failure(MissingReading(error.description)) }
     }
 
     typealias TableCounts = (pte: Int, pmd: Int, pmdLeaves: Int, pudLeaves: Int, milliseconds: Int)
@@ -139,6 +155,7 @@ public enum Runner {
         var mapAddress: UInt64 = 0
         var addresses: Set<UInt64> = []
         var smaps: RunReport.SmapsReport?
+        var numaMaps: RunReport.NumaMapsReport?
         var tableCounts: TableCounts?
         var times = Times()
 
@@ -157,6 +174,11 @@ public enum Runner {
     static func preflight(_ o: RunOptions) throws(RunError) -> KernelState {
         let s = o.scenario
         do { try s.validate() } catch { throw .preflight(error.description) }
+        if !s.placement.isNone {
+            let machine: NumaMachine
+            do { machine = try NumaMachine.current() } catch { throw .numa(error) }
+            do { try s.placement.check(on: machine) } catch { throw .preflight(error.description) }
+        }
         do { try Sys.installStopHandlers() } catch { throw .system(error) }
         let (release, machine): (String, String)
         do { (release, machine) = try Sys.uname() } catch { throw .system(error) }
@@ -297,6 +319,7 @@ public enum Runner {
         m.smaps = try measuring(pool) { () throws(RunError) in
             try sampleSmaps(pool.pids, address: address, count: o.smapsWorkers)
         }
+        m.numaMaps = try sampleNumaMaps(pool, count: o.smapsWorkers)
     }
 
     /// The optional hold, every worker released and reaped, then PageTables settled again
@@ -406,15 +429,21 @@ public enum Runner {
                 base: .init(m.base.sample), control: .init(m.control.sample), mapped: .init(m.mapped.sample),
                 afterTeardown: .init(m.afterTeardown.sample)),
             numaNodes: m.nodes.indices.map { i in
-                let b = m.base.nodes[i]
-                let c = m.control.nodes[i]
-                let n = m.mapped.nodes[i]
+                let readings = [m.base.nodes[i], m.control.nodes[i], m.mapped.nodes[i], m.afterTeardown.nodes[i]]
+                let (b, c, n, a) = (
+                    try? readings[0].get(), try? readings[1].get(), try? readings[2].get(), try? readings[3].get()
+                )
+                let missing = readings.lazy.compactMap { r -> String? in
+                    if case .failure(let e) = r { return e.reason }
+                    return nil
+                }.first
                 return RunReport.NodeReport(
-                    node: m.nodes[i], pageTables: .init(base: b, control: c, mapped: n),
-                    attributedBytes: (n != nil && c != nil) ? Int64(n!) - Int64(c!) : nil)
+                    node: m.nodes[i], pageTables: .init(base: b, control: c, mapped: n, afterTeardown: a),
+                    attributedBytes: (n != nil && c != nil) ? Int64(n!) - Int64(c!) : nil, pageTablesMissing: missing,
+                    filePages: m.numaMaps?.reference?.pages(on: m.nodes[i]))
             },
             smaps: m.smaps,
-            teardownLeakBytes: leak.leakBytes, teardownNoiseBytes: o.teardownNoiseBytes)
+            teardownLeakBytes: leak.leakBytes, teardownNoiseBytes: o.teardownNoiseBytes, numaMaps: m.numaMaps)
         let pmdMapped = (m.smaps?.range["ShmemPmdMapped"] ?? 0) + (m.smaps?.range["FilePmdMapped"] ?? 0)
         let seconds = { (a: UInt64, b: UInt64) in Double(b - a) / 1e9 }
         let t = m.times
@@ -426,7 +455,8 @@ public enum Runner {
                 share: s.share.rawValue, touch: s.touch.rawValue, address: s.address.description,
                 mapSharedPtValue: hex(UInt64(s.mapSharedPTValue)),
                 mmapFlags: hex(UInt64(UInt32(bitPattern: place.flags))),
-                leafPageSizeBytes: backing.leafSize, tolerance: s.tolerance),
+                leafPageSizeBytes: backing.leafSize, tolerance: s.tolerance,
+                placement: s.placement.isNone ? nil : .init(s.placement)),
             measured: measured,
             model: .init(
                 expectedPageTableBytes: model.expectedPageTableBytes,
@@ -560,6 +590,42 @@ public enum Runner {
         var sum: Int64 = 0
         for pid in pids { sum += try vmPTE(pid) }
         return sum
+    }
+
+    /// numa_maps of the workers whose smaps are read: where the mapping's pages are and the policy
+    /// the workers run under. A worker's death is the run's error; any other failure (no
+    /// numa_maps on a kernel without CONFIG_NUMA, a line the parser refuses) is reported as a
+    /// missing reading with its reason, since the verdict does not depend on it.
+    static func sampleNumaMaps(_ pool: WorkerPool, count: Int) throws(RunError) -> RunReport.NumaMapsReport? {
+        let idx = sampleIndices(workers: pool.pids.count, count: count)
+        guard !idx.isEmpty else { return nil }
+        var workers: [RunReport.NumaMapsWorker] = []
+        for i in idx {
+            let pid = pool.pids[i]
+            let address = pool.reports[i]?.address ?? 0
+            let entry: NumaMapsEntry?
+            do { entry = NumaMaps.entry(at: address, in: try ProcFS.numaMaps(pid)) } catch {
+                return try missingUnlessDead(pool, idx, error.description)
+            }
+            guard let entry else {
+                return try missingUnlessDead(
+                    pool, idx, "/proc/\(pid)/numa_maps of worker \(i) has no mapping at \(hex(address))")
+            }
+            workers.append(.init(worker: i, entry))
+        }
+        return .init(workersSampled: idx, workers: workers, missing: nil)
+    }
+
+    /// A numa_maps reading that failed, unless a worker died meanwhile (a worker caught mid-exit
+    /// reads as an empty numa_maps): then the death is the run's error.
+    static func missingUnlessDead(_ pool: WorkerPool, _ idx: [Int], _ reason: String) throws(RunError)
+        -> RunReport.NumaMapsReport
+    {
+        for _ in 0..<40 {
+            try pool.checkAllAlive()
+            Sys.sleep(milliseconds: 5)
+        }
+        return .init(workersSampled: idx, workers: [], missing: reason)
     }
 
     /// Evenly spread worker indices, first and last included.

@@ -146,11 +146,14 @@ public struct Scenario: Sendable, Equatable {
     public var mapSharedPTValue: UInt32
     /// Relative tolerance of the verdict, 0.10 = 10 %.
     public var tolerance: Double
+    /// NUMA nodes for the workers' CPUs and the mapping's pages.
+    public var placement: NumaPlacement
 
     public init(
         backing: Backing, path: String? = nil, size: UInt64, workers: Int, share: ShareMode = .none,
         touch: TouchMode = .populate, address: AddressMode = .auto,
-        mapSharedPTValue: UInt32 = MapSharedPT.defaultValue, tolerance: Double = 0.10
+        mapSharedPTValue: UInt32 = MapSharedPT.defaultValue, tolerance: Double = 0.10,
+        placement: NumaPlacement = .none
     ) {
         self.backing = backing
         self.path = path
@@ -161,6 +164,7 @@ public struct Scenario: Sendable, Equatable {
         self.address = address
         self.mapSharedPTValue = mapSharedPTValue
         self.tolerance = tolerance
+        self.placement = placement
     }
 
     public static let maxWorkers = 100_000
@@ -202,5 +206,6 @@ public struct Scenario: Sendable, Equatable {
         if case .fixed(let a) = address, a % Geometry.page != 0 {
             throw ValidationMessage("--address \(hex(a)): must be a multiple of the 4 KiB page size")
         }
+        try placement.validate()
     }
 }

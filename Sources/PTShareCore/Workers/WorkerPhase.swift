@@ -31,7 +31,7 @@ public struct WorkerReport: Sendable, Equatable {
 }
 
 /// Why a run stopped before its verdict.
-public enum RunError: Error, CustomStringConvertible, Sendable {
+public indirect enum RunError: Error, CustomStringConvertible, Sendable {
     case system(SystemCallError)
     case parse(ProcParseError)
     case preflight(String)
@@ -43,6 +43,10 @@ public enum RunError: Error, CustomStringConvertible, Sendable {
     case timeout(phase: String, seconds: Int, missing: Int)
     case interrupted(signal: Int32)
     case badReport(String)
+    /// A libnuma call of the placement (`--cpunodebind`, `--membind`, `--interleave`) failed.
+    case numa(NumaError)
+    /// The run failed with the placement in force, and undoing it failed too.
+    case placementNotRestored(after: RunError, NumaError)
 
     public var description: String {
         switch self {
@@ -65,12 +69,17 @@ public enum RunError: Error, CustomStringConvertible, Sendable {
         case .interrupted(let sig):
             return "interrupted by signal \(sig); all workers terminated and reaped"
         case .badReport(let s): return "malformed worker report: \(s)"
+        case .numa(let e): return "NUMA placement: \(e.description)"
+        case .placementNotRestored(let first, let e):
+            return
+                "\(first.description); then restoring the driver's CPU mask and memory policy failed: \(e.description)"
         }
     }
 
     /// Exit status for the CLI: 128+signal when interrupted, else 3 (the run could not complete).
     public var exitCode: Int32 {
         if case .interrupted(let sig) = self { return 128 + sig }
+        if case .placementNotRestored(let first, _) = self { return first.exitCode }
         return 3
     }
 }
