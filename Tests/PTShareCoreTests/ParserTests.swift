@@ -585,6 +585,8 @@ private let MiB: UInt64 = 1024 * 1024
         #expect(Counters.delta(["x": 5], ["x": 9], "x") == 4)
         #expect(Counters.delta(["x": 5], ["x": 3], "x") == 0)
         #expect(Counters.delta([:], ["x": 3], "x") == nil)
+    }
+}
 
 // MARK: - /proc/PID/numa_maps
 
