@@ -47,6 +47,8 @@ import Testing
                 "sharedpt.unshare.mprotect", "sharedpt.unshare.mlock", "sharedpt.unshare.mlockall",
                 "sharedpt.unshare.userfaultfd", "sharedpt.unshare.split", "sharedpt.unshare.notifier",
                 "sharedpt.accounting.rss", "sharedpt.accounting.move_all", "sharedpt.thp.mixed",
+                "sharedpt.reclaim.swap", "sharedpt.memcg.charge", "sharedpt.oom.sharer", "sharedpt.migrate.compaction",
+                "sharedpt.memory_failure.hwpoison", "sharedpt.numa.balancing",
                 "sharedpt.kselftest", "sharedpt.hint_rounding",
                 "sharedpt.scale.truncate", "sharedpt.saturation", "sharedpt.negative.private",
                 "sharedpt.negative.anonymous", "sharedpt.negative.misaligned_address",
