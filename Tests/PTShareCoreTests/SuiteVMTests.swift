@@ -32,6 +32,7 @@ import Testing
             Suite.testNames == [
                 "probe.map_shared_pt", "memfd.baseline.model", "hugetlb.pmd_share.savings", "control.overhead",
                 "tables.memfd.baseline.distinct", "tables.hugetlb.pmd_shared", "kmod.badinput",
+                "numa.pagetables.per_node",
                 "sharedpt.memfd.savings", "sharedpt.memfd.tables", "sharedpt.tmpfs.savings",
                 "sharedpt.semantics.coherence", "sharedpt.semantics.munmap_isolation",
                 "sharedpt.semantics.creator_exit",

@@ -89,6 +89,7 @@ public enum Suite {
             ("tables.memfd.baseline.distinct", tablesMemfd),
             ("tables.hugetlb.pmd_shared", tablesHugetlb),
             ("kmod.badinput", kmodBadInput),
+            ("numa.pagetables.per_node", numaPageTablesPerNode),
         ] + sharedPTTests
 
     public static var testNames: [String] { tests.map(\.name) }
