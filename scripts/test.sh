@@ -101,7 +101,7 @@ step "checkpatch --strict on kmod/patches and the probe module" scripts/checkpat
 # an unhook and a refault, each accounting test the RSS fan-out under lockdep, the THP test PMD
 # and shared PTE chunks in one mapping), so a new one cannot miss this run.
 debug_tests=(--test sharedpt.stress --test sharedpt.hint_rounding)
-semantics=$(grep -oE '"sharedpt\.(semantics|unshare|accounting|thp|reclaim|memcg|oom|migrate|memory_failure|numa)\.[a-z_]*"' Sources/PTShareCore/Suite/SharedPT.swift | tr -d '"')
+semantics=$(grep -oE '"sharedpt\.(semantics|unshare|accounting|thp|reclaim|memcg|oom|migrate|memory_failure|numa|pressure)\.[a-z_]*"' Sources/PTShareCore/Suite/SharedPT.swift | tr -d '"')
 [ -n "$semantics" ] || { echo "scripts/test.sh: error: no sharedpt.semantics.* test found in SharedPT.swift" >&2; exit 1; }
 for t in $semantics; do debug_tests+=(--test "$t"); done
 # The series' own kselftest, and every exit path of a shared table under DEBUG_VM and

@@ -54,7 +54,8 @@ import Testing
                 "sharedpt.scale.truncate", "sharedpt.saturation", "sharedpt.negative.private",
                 "sharedpt.negative.anonymous", "sharedpt.negative.misaligned_address",
                 "sharedpt.negative.misaligned_length", "sharedpt.negative.misaligned_offset",
-                "sharedpt.negative.non_shmem", "sharedpt.stress", "sharedpt.teardown.no_leak",
+                "sharedpt.negative.non_shmem", "sharedpt.stress", "sharedpt.pressure.stress",
+                "sharedpt.teardown.no_leak",
             ])
         #expect(Set(Suite.testNames).count == Suite.testNames.count)
     }

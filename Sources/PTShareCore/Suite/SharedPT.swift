@@ -54,6 +54,7 @@ extension Suite {
         ("sharedpt.negative.misaligned_offset", SharedPTNegative.misalignedOffset),
         ("sharedpt.negative.non_shmem", SharedPTNegative.nonShmem),
         ("sharedpt.stress", SharedPTStress.run),
+        ("sharedpt.pressure.stress", SharedPTStress.pressureRun),
         ("sharedpt.teardown.no_leak", SharedPTTeardown.noLeak),
     ]
 

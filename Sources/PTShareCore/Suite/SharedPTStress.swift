@@ -53,6 +53,21 @@ enum SharedPTStress {
         var forks: UInt64 = 0
         var failures: [String] = []
         var rounds: [Round] = []
+        /// Under `Pressure`: compactions triggered, migrate_pages calls made, and pages they
+        /// could not move.
+        var compactions = 0
+        var migrations = 0
+        var unmovedPages = 0
+    }
+
+    /// sharedpt.pressure.stress: the storm's processes in a cgroup whose memory.high makes
+    /// reclaim swap the file's pages out from under them, while the driver compacts memory and
+    /// moves one stress process's pages to the other node (migrate_pages(2) as root moves the
+    /// shared file's pages too) every `every` nanoseconds.
+    struct Pressure {
+        let cgroup: TestCgroup
+        let nodes: [Int]
+        let every: UInt64 = 2_000_000_000
     }
 
     /// Adds one report; a report of an error becomes a failure line naming what was wrong.
@@ -145,18 +160,86 @@ enum SharedPTStress {
     static func run(_ o: SuiteOptions) -> KTAPResult {
         let name = "sharedpt.stress"
         if let r = Suite.needsSharedPT(name, o) { return r }
-        let log = KernelLog.open()
         var c = Checks(name)
         // Without the module the rounds still stop the processes and read their views; the
         // test then ends as SKIP (unproven) unless a check failed.
         let census = c.censusPossible(modulePath: o.modulePath)
+        stormChecks(o, census: census, flag: o.mapSharedPTValue, pressure: nil, &c)
+        return c.result()
+    }
+
+    /// sharedpt.pressure.stress: the storm under memory pressure, with compaction and
+    /// migration going on (see `Pressure`); memory.high at half the file, so that reclaim, not
+    /// the OOM killer, keeps the cgroup there. Unshared (flag 0, no census) on a kernel without
+    /// the flag. Proof that the pressure was real: /proc/vmstat pswpout and pgmigrate_success
+    /// grew during the run. Premise: swap, cgroup v2 with memory, two NUMA nodes, root; else SKIP.
+    static func pressureRun(_ o: SuiteOptions) -> KTAPResult {
+        let name = "sharedpt.pressure.stress"
+        let probe: KernelFacts.SharedPT
+        do { probe = try o.sharedPTProbe(o.mapSharedPTValue) } catch {
+            return KTAPResult(name: name, status: .fail, diagnostics: ["\(name): MAP_SHARED_PT probe failed: \(error)"])
+        }
+        if !probe.supported && o.expectSharedPT == .supported { return Suite.needsSharedPT(name, o)! }
+        var c = Checks(name)
+        if !probe.supported {
+            c.note(
+                Suite.sharedPTUnsupportedReason(release: Suite.release(), errno: probe.errno ?? "refused")
+                    + ": the storm runs unshared (plain MAP_SHARED, no census), which proves the test itself")
+        }
+        let nodes = ProcFS.numaNodes()
+        let swap = (try? ProcFS.meminfo())?.fields["SwapTotal"] ?? 0
+        if nodes.count < 2 { c.unproven("\(nodes.count) NUMA node(s): migration needs two (ptshare vm --numa 2)") }
+        if swap < fileSize { c.unproven("SwapTotal \(ByteSize(swap)): reclaim of shmem needs swap") }
+        if geteuid() != 0 { c.unproven("migrate_pages of another process's shared pages needs root") }
+        if let why = TestCgroup.unavailableReason() { c.unproven(why) }
+        if nodes.count < 2 || swap < fileSize || geteuid() != 0 || TestCgroup.unavailableReason() != nil {
+            return c.result()
+        }
+        let g: TestCgroup
         do {
-            let t = try storm(o, census: census)
+            g = try TestCgroup("ptshare-pressure")
+            try g.set("memory.high", "\(fileSize / 2)")
+        } catch {
+            c.expect(false, "cgroup ptshare-pressure: \(error)")
+            return c.result()
+        }
+        defer { g.remove() }
+        c.note(
+            "stress processes in \(g.path), memory.high \(ByteSize(fileSize / 2)); compaction and migrate_pages every 2 s"
+        )
+        let census = probe.supported && c.censusPossible(modulePath: o.modulePath)
+        let before = try? ProcFS.counters("/proc/vmstat")
+        stormChecks(
+            o, census: census, flag: probe.supported ? o.mapSharedPTValue : 0,
+            pressure: Pressure(cgroup: g, nodes: nodes), &c)
+        _ = ProcFS.refreshVMStats()
+        guard let before, let after = try? ProcFS.counters("/proc/vmstat") else {
+            c.expect(false, "/proc/vmstat could not be read")
+            return c.result()
+        }
+        for key in ["pswpout", "pgmigrate_success"] {
+            let d = Counters.delta(before, after, key) ?? 0
+            c.expect(d > 0, "/proc/vmstat \(key) +\(d) during the storm" + (d > 0 ? "" : ", expected some"))
+        }
+        c.note("/proc/vmstat pswpin +\(Counters.delta(before, after, "pswpin") ?? 0)")
+        return c.result()
+    }
+
+    /// Runs the storm and turns its tally and the kernel log into check lines.
+    static func stormChecks(_ o: SuiteOptions, census: Bool, flag: UInt32, pressure: Pressure?, _ c: inout Checks) {
+        let log = KernelLog.open()
+        do {
+            let t = try storm(o, census: census, flag: flag, pressure: pressure)
             c.note(
                 "\(processes) processes for \(o.stressSeconds) s on a \(ByteSize(fileSize)) memfd (floor "
                     + "\(ByteSize(floor))): \(t.iterations) iterations, \(t.forks) forked checkers, "
                     + "\(t.truncations) truncate/extend/punch cycles, \(t.sigbus) SIGBUS above the floor, "
                     + "\(t.reports) reports")
+            if pressure != nil {
+                c.note(
+                    "\(t.compactions) compactions, \(t.migrations) migrate_pages calls "
+                        + "(\(t.unmovedPages) pages left where they were)")
+            }
             for f in t.failures.prefix(20) { c.expect(false, f) }
             if t.failures.count > 20 { c.expect(false, "… and \(t.failures.count - 20) more failures") }
             c.expect(t.iterations > 0, "iterations completed: \(t.iterations)")
@@ -169,7 +252,6 @@ enum SharedPTStress {
         // Worded without the patterns themselves: the guest console echoes this line, and the host's
         // console scan must not take it for a report.
         if problems.isEmpty { c.note("kernel log: clean (no report matched the console patterns)") }
-        return c.result()
     }
 
     /// Check lines for the stop rounds: enough of them, and with the module, every census
@@ -205,8 +287,12 @@ enum SharedPTStress {
     }
 
     /// Runs the storm and returns the tally; everything it started is killed and reaped.
-    static func storm(_ o: SuiteOptions, census: Bool) throws(SharedPTError) -> Tally {
-        let f = try SharedPTFixture(size: fileSize, flag: o.mapSharedPTValue)
+    static func storm(_ o: SuiteOptions, census: Bool, flag: UInt32, pressure: Pressure? = nil)
+        throws(SharedPTError) -> Tally
+    {
+        // Under pressure the stress processes allocate the file's pages themselves, so that
+        // their cgroup is charged and reclaims them.
+        let f = try SharedPTFixture(size: fileSize, flag: flag, preallocate: pressure == nil)
         let report: (read: Int32, write: Int32)
         do { report = try Sys.pipe() } catch { throw .system(error) }
         defer {
@@ -230,7 +316,7 @@ enum SharedPTStress {
         plan.pointee.fd = f.fd
         plan.pointee.report_write_fd = report.write
         plan.pointee.report_read_fd = report.read
-        plan.pointee.flag = o.mapSharedPTValue
+        plan.pointee.flag = flag
         plan.pointee.processes = UInt32(processes)
         plan.pointee.file_size = fileSize
         plan.pointee.floor = floor
@@ -256,6 +342,29 @@ enum SharedPTStress {
             if pid == 0 { ptshare_stress_main(plan, UInt32(slot), incarnation[slot]) }
             incarnation[slot] += 1
             pids[slot] = pid
+            // A process that already exited (ESRCH) has nothing left to charge.
+            do { try pressure?.cgroup.add(pid) } catch  where error.errno != ESRCH { throw .system(error) } catch {}
+        }
+
+        var nextPressure = Sys.monotonicNanoseconds() + (pressure?.every ?? 0)
+        var target = 0
+        /// Compacts memory, then moves the pages of the next live stress process to the next node.
+        func squeeze(_ p: Pressure) throws(SharedPTError) {
+            do { try Sys.writeFile("/proc/sys/vm/compact_memory", "1") } catch { throw .system(error) }
+            tally.compactions += 1
+            let live = pids.filter { $0 > 0 }
+            guard !live.isEmpty else { return }
+            let pid = live[target % live.count]
+            let to = p.nodes[target % p.nodes.count]
+            target += 1
+            do {
+                tally.unmovedPages += try Numa.migratePages(pid, from: p.nodes, to: [to])
+                tally.migrations += 1
+            } catch  where error.errno == ESRCH {
+                // It exited meanwhile (it is respawned): nothing moved, nothing wrong.
+            } catch {
+                tally.failures.append("migrate_pages of stress process pid \(pid) to node \(to): \(error)")
+            }
         }
 
         /// Reads what reports are waiting (up to `timeoutMs` for the first); false when none were.
@@ -296,6 +405,10 @@ enum SharedPTStress {
                 r.stoppedNanoseconds = Sys.monotonicNanoseconds() - now
                 tally.rounds.append(r)
                 nextRound += interval
+            }
+            if let p = pressure, now >= nextPressure && now < deadline {
+                try squeeze(p)
+                nextPressure = Sys.monotonicNanoseconds() + p.every
             }
             try drain(timeoutMs: 50)
             for slot in 0..<processes where pids[slot] > 0 {

@@ -127,6 +127,20 @@ public enum Numa {
         try checked("numa_set_localalloc") { numa_set_localalloc() }
     }
 
+    /// numa_migrate_pages: moves process `pid`'s pages on `from` to `to` (migrate_pages(2));
+    /// as root (CAP_SYS_NICE) also the pages other processes map, which a shared file's are.
+    /// Returns how many pages could not be moved.
+    public static func migratePages(_ pid: Int32, from: [Int], to: [Int]) throws(NumaError) -> Int {
+        var left = 0
+        let value = "pid \(pid), \(NodeList.format(from)) -> \(NodeList.format(to))"
+        try withNodeMask(from, "numa_migrate_pages") { (f) throws(NumaError) in
+            try withNodeMask(to, "numa_migrate_pages") { (t) throws(NumaError) in
+                left = Int(try checked("numa_migrate_pages", value: value, { numa_migrate_pages(pid, f, t) }) { $0 })
+            }
+        }
+        return left
+    }
+
     /// numa_sched_getaffinity of this task: the CPUs it may run on.
     public static func schedGetaffinity() throws(NumaError) -> [Int] {
         guard let mask = numa_allocate_cpumask() else {
