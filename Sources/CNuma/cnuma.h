@@ -18,4 +18,10 @@ static inline const struct bitmask *cnuma_all_nodes(void)
 	return numa_all_nodes_ptr;
 }
 
+/* The empty node mask, which numa_set_interleave_mask() turns into MPOL_DEFAULT. */
+static inline struct bitmask *cnuma_no_nodes(void)
+{
+	return numa_no_nodes_ptr;
+}
+
 #endif

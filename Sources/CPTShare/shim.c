@@ -156,3 +156,20 @@ int ptshare_stop_signal(void)
 {
 	return stop_signal;
 }
+
+int ptshare_write_in_child(const char *path, const char *value)
+{
+	pid_t pid = fork();
+
+	if (pid != 0)
+		return pid;
+	/* The child: async-signal-safe calls only (the parent may be multithreaded). */
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	size_t n = strlen(value);
+
+	if (fd < 0)
+		_exit(errno & 0xff);
+	if (write(fd, value, n) != (ssize_t)n)
+		_exit(errno ? errno & 0xff : EIO);
+	_exit(0);
+}

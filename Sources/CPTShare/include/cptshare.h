@@ -215,6 +215,10 @@ int ptshare_numa_complaints(int *err, const char **text);
 /* sched_setaffinity of the calling thread to CPU `cpu` alone (`cpu` < 64), the previous mask of
  * CPUs 0-63 in *saved; and back. 0 or -1 with errno. */
 int ptshare_pin_to_cpu(int cpu, uint64_t *saved);
+/* Forks a child that writes `value` to `path` in one write(2) (a sysctl that blocks for a
+ * while, such as vm.compact_memory) and exits 0, or with the errno; returns its pid, or -1
+ * with errno. The caller goes on meanwhile and reaps it. */
+int ptshare_write_in_child(const char *path, const char *value);
 int ptshare_set_cpu_mask(uint64_t mask);
 
 /* sharedpt.stress: a process that, until the deadline or `iterations` rounds, maps the file

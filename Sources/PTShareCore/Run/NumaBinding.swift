@@ -6,7 +6,8 @@
 /// forked workers inherit the CPU mask and the memory policy, and with them place what they
 /// allocate later: the pages of an anon-shared mapping (whichever worker faults one first) and
 /// every page table of their mappings. The driver then gets back its CPU mask as it was and
-/// local allocation, so that its own reading of /proc is not confined to the workers' nodes.
+/// the default memory policy (MPOL_DEFAULT), so that its own reading of /proc is not confined
+/// to the workers' nodes.
 /// set_mempolicy and sched_setaffinity act on the calling thread, which is the whole driver: it
 /// is single-threaded when it forks.
 final class NumaBinding {
@@ -44,11 +45,11 @@ final class NumaBinding {
         }
     }
 
-    /// The driver's CPU mask as it was before, and local allocation.
+    /// The driver's CPU mask as it was before, and the default memory policy.
     func restore() throws(RunError) {
         do throws(NumaError) {
             if memorySet {
-                try Numa.setLocalAlloc()
+                try Numa.setDefaultPolicy()
                 memorySet = false
             }
             if let cpus = savedCPUs {

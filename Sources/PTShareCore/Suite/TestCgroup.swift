@@ -42,19 +42,13 @@ final class TestCgroup {
     func stat() throws(RunError) -> [String: UInt64] { try ProcFS.counters("\(path)/memory.stat") }
     func events() throws(RunError) -> [String: UInt64] { try ProcFS.counters("\(path)/memory.events") }
 
-    /// memory.stat after the kernel's periodic flush: reads are served from per-CPU deltas
-    /// folded only past a threshold (64 updates a CPU) or by a flush every 2 s, so a reading
-    /// taken right after a few page-table allocations can miss them. Two readings 2.5 s apart
-    /// that agree on `key` are settled; at most `tries` pairs.
-    func settledStat(_ key: String, tries: Int = 4) throws(RunError) -> [String: UInt64] {
-        var last = try stat()
-        for _ in 0..<tries {
-            Sys.sleep(milliseconds: 2500)
-            let now = try stat()
-            if now[key] == last[key] { return now }
-            last = now
-        }
-        return last
+    /// memory.stat with every CPU's pending updates folded in. A plain read serves per-CPU
+    /// deltas folded only past a threshold (64 updates a CPU) or by a flush every 2 s, so it can
+    /// miss a few page-table allocations; reading cpu.stat first flushes this cgroup's whole
+    /// rstat tree (cgroup_rstat_flush(), every controller's), memcg's included.
+    func flushedStat() throws(RunError) -> [String: UInt64] {
+        do { _ = try ProcFS.read("\(path)/cpu.stat") } catch { throw .system(error) }
+        return try stat()
     }
 
     /// Moves whatever is still inside to the root cgroup, then removes the directory.

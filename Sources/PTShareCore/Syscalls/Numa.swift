@@ -122,9 +122,18 @@ public enum Numa {
         }
     }
 
-    /// numa_set_localalloc: MPOL_LOCAL, pages from the node of the CPU that allocates them.
+    /// numa_set_localalloc: MPOL_LOCAL, explicitly, which (unlike the default policy) has no
+    /// MPOL_F_MOF: NUMA balancing skips every vma of the task.
     public static func setLocalAlloc() throws(NumaError) {
         try checked("numa_set_localalloc") { numa_set_localalloc() }
+    }
+
+    /// MPOL_DEFAULT, the policy a task starts with: numa_set_interleave_mask of the empty mask
+    /// (libnuma has no call of its own for it; strace shows set_mempolicy(MPOL_DEFAULT)). Not
+    /// numa_set_localalloc: its explicit MPOL_LOCAL lacks MPOL_F_MOF, so NUMA balancing would
+    /// skip every vma of the task and of everything it forks.
+    public static func setDefaultPolicy() throws(NumaError) {
+        try checked("numa_set_interleave_mask(numa_no_nodes_ptr)") { numa_set_interleave_mask(cnuma_no_nodes()) }
     }
 
     /// numa_migrate_pages: moves process `pid`'s pages on `from` to `to` (migrate_pages(2));

@@ -51,6 +51,12 @@ public enum Sys {
         }
     }
 
+    /// A child process that writes `value` to `path` and exits with 0 or the errno (see
+    /// `ptshare_write_in_child`): a blocking sysctl the driver waits for while it works.
+    public static func writeInChild(_ path: String, _ value: String) throws(SystemCallError) -> pid_t {
+        try check(ptshare_write_in_child(path, value), "fork", path: path, value: value)
+    }
+
     public static func ftruncate(_ fd: Int32, _ length: UInt64, path: String) throws(SystemCallError) {
         _ = try check(Glibc.ftruncate(fd, off_t(length)), "ftruncate", path: path, value: "length=\(length)")
     }
