@@ -128,7 +128,7 @@ extension SharedPTSemantics {
                         }
                     }
                 } while Sys.monotonicNanoseconds() < until
-                let d = Counters.delta(before, try vmstat(&c), "numa_hint_faults") ?? 0
+                let d = try growth(before, try vmstat(&c), "numa_hint_faults", "/proc/vmstat", &c)
                 if onShared { faults.shared += d } else { faults.plain += d }
                 windows += 1
             }

@@ -85,6 +85,18 @@ extension SharedPTSemantics {
         return try counters("/proc/vmstat", { () throws(RunError) in try ProcFS.counters("/proc/vmstat") }, &c)
     }
 
+    /// How much counter `key` grew between two readings; a failure when either lacks it (a
+    /// kernel without CONFIG_VM_EVENT_COUNTERS has none of the event counters), never 0.
+    static func growth(
+        _ before: [String: UInt64], _ after: [String: UInt64], _ key: String, _ source: String, _ c: inout Checks
+    ) throws(SharedPTError) -> UInt64 {
+        guard let d = Counters.delta(before, after, key) else {
+            c.expect(false, "\(source) has no \(key)")
+            throw .stepFailed("\(source) \(key)")
+        }
+        return d
+    }
+
     /// `key` grew by at least `minimum` between two readings.
     static func expectGrowth(
         _ before: [String: UInt64], _ after: [String: UInt64], _ key: String, atLeast minimum: UInt64,
@@ -416,11 +428,11 @@ extension SharedPTSemantics {
             let after = try vmstat(&c)
             let framesAfter = frames(s[0], a0, n, &c)
             let moved = zip(framesBefore, framesAfter).filter { $0 != $1 }.count
-            let migrated = Counters.delta(before, after, "pgmigrate_success") ?? 0
+            let migrated = try growth(before, after, "pgmigrate_success", "/proc/vmstat", &c)
+            let scanned = try growth(before, after, "compact_migrate_scanned", "/proc/vmstat", &c)
             c.note(
                 "5 compactions: \(moved) of \(n) of the file's pages moved (pagemap frame numbers), /proc/vmstat "
-                    + "pgmigrate_success +\(migrated), compact_migrate_scanned "
-                    + "+\(Counters.delta(before, after, "compact_migrate_scanned") ?? 0)")
+                    + "pgmigrate_success +\(migrated), compact_migrate_scanned +\(scanned)")
             c.expect(UInt64(moved) <= migrated, "pgmigrate_success +\(migrated) covers the \(moved) pages that moved")
             for i in s.indices { try check(s[i], i, a[i], f.size, seed: 0x1000, &c) }
             censusIfShared(shared, s, [0, 1, 2], a, length: f.size, &c, o)
