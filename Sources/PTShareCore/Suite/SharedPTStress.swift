@@ -352,6 +352,20 @@ enum SharedPTStress {
         var nextPressure = Sys.monotonicNanoseconds() + (pressure?.every ?? 0)
         var target = 0
         /// Compacts memory, then moves the pages of the next live stress process to the next node.
+        /// The child writing vm.compact_memory (it blocks for seconds under TCG; the driver
+        /// must keep draining reports and respawning meanwhile).
+        var compactor: pid_t?
+        func reapCompactor(wait: Bool) throws(SharedPTError) {
+            guard let pid = compactor else { return }
+            let r: (pid: pid_t, status: Int32)?
+            do { r = try Sys.waitpid(pid, noHang: !wait) } catch { throw .system(error) }
+            guard let (_, status) = r else { return }
+            compactor = nil
+            if ptshare_wifexited(status) == 0 || ptshare_wexitstatus(status) != 0 {
+                tally.failures.append("writing /proc/sys/vm/compact_memory: \(WorkerPool.describe(status: status))")
+            }
+        }
+        defer { try? reapCompactor(wait: true) }
         func squeeze(_ p: Pressure) throws(SharedPTError) {
             // Proactive reclaim of half the file from the stress cgroup: swap-outs from under
             // the shared tables, every time, without a limit that would throttle the storm.
@@ -359,21 +373,31 @@ enum SharedPTStress {
             do { try p.cgroup.set("memory.reclaim", "\(fileSize / 2)") } catch  where error.errno == EAGAIN {
             } catch { throw .system(error) }
             tally.reclaims += 1
-            do { try Sys.writeFile("/proc/sys/vm/compact_memory", "1") } catch { throw .system(error) }
-            tally.compactions += 1
-            let live = pids.filter { $0 > 0 }
-            guard !live.isEmpty else { return }
-            let pid = live[target % live.count]
-            let to = p.nodes[target % p.nodes.count]
-            target += 1
-            do {
-                tally.unmovedPages += try Numa.migratePages(pid, from: p.nodes, to: [to])
-                tally.migrations += 1
-            } catch  where error.errno == ESRCH {
-                // It exited meanwhile (it is respawned): nothing moved, nothing wrong.
-            } catch {
-                tally.failures.append("migrate_pages of stress process pid \(pid) to node \(to): \(error)")
+            try reapCompactor(wait: false)
+            if compactor == nil {
+                do { compactor = try Sys.writeInChild("/proc/sys/vm/compact_memory", "1") } catch {
+                    throw .system(error)
+                }
+                tally.compactions += 1
             }
+            // The next live stress process's pages to the next node. One that is exiting has no
+            // mm any more (EINVAL) or is gone (ESRCH): it is respawned, try the next.
+            let live = pids.filter { $0 > 0 }
+            let to = p.nodes[target % p.nodes.count]
+            for k in 0..<live.count {
+                let pid = live[(target + k) % live.count]
+                do {
+                    tally.unmovedPages += try Numa.migratePages(pid, from: p.nodes, to: [to])
+                    tally.migrations += 1
+                    break
+                } catch  where error.errno == ESRCH || (error.errno == EINVAL && exiting(pid)) {
+                    continue
+                } catch {
+                    tally.failures.append("migrate_pages of stress process pid \(pid) to node \(to): \(error)")
+                    break
+                }
+            }
+            target += 1
         }
 
         /// Reads what reports are waiting (up to `timeoutMs` for the first); false when none were.
@@ -434,8 +458,15 @@ enum SharedPTStress {
                 if Sys.monotonicNanoseconds() < deadline { try spawn(slot) }
             }
         }
+        try reapCompactor(wait: true)
         while try drain(timeoutMs: 0) {}
         return tally
+    }
+
+    /// Whether `pid` has exited or is exiting (a zombie, or gone): migrate_pages finds no mm.
+    static func exiting(_ pid: pid_t) -> Bool {
+        guard let st = try? ProcFS.status(pid) else { return true }
+        return st.stateCode == "Z" || st.stateCode == "X"
     }
 
     /// Stops every stress process (SIGSTOP, then waits for state T; a zombie has exited and maps
