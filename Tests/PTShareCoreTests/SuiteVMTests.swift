@@ -47,6 +47,7 @@ import Testing
                 "sharedpt.semantics.map_fixed", "sharedpt.semantics.stale_tlb",
                 "sharedpt.unshare.mprotect", "sharedpt.unshare.mlock", "sharedpt.unshare.mlockall",
                 "sharedpt.unshare.userfaultfd", "sharedpt.unshare.split", "sharedpt.unshare.notifier",
+                "sharedpt.unshare.soft_dirty",
                 "sharedpt.accounting.rss", "sharedpt.accounting.move_all", "sharedpt.thp.mixed",
                 "sharedpt.reclaim.swap", "sharedpt.memcg.charge", "sharedpt.oom.sharer", "sharedpt.migrate.compaction",
                 "sharedpt.memory_failure.hwpoison", "sharedpt.numa.balancing",

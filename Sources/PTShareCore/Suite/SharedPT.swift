@@ -34,6 +34,7 @@ extension Suite {
         ("sharedpt.unshare.userfaultfd", SharedPTSemantics.unshareUserfaultfd),
         ("sharedpt.unshare.split", SharedPTSemantics.unshareSplit),
         ("sharedpt.unshare.notifier", SharedPTSemantics.unshareNotifier),
+        ("sharedpt.unshare.soft_dirty", SharedPTSemantics.unshareSoftDirty),
         ("sharedpt.accounting.rss", SharedPTSemantics.accountingRSS),
         ("sharedpt.accounting.move_all", SharedPTSemantics.accountingMoveAll),
         ("sharedpt.thp.mixed", SharedPTSemantics.thpMixed),

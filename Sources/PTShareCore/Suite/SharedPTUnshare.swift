@@ -61,6 +61,44 @@ extension SharedPTSemantics {
         }
     }
 
+    /// Soft-dirty tracking (`echo 4 > /proc/PID/clear_refs`, written by the driver, as CRIU
+    /// does) write-protects the process's PTEs and changes its vma's vm_page_prot, which would
+    /// be every sharer's: it unshares that process. After it, the others still share, its own
+    /// writes work (and mark the pages soft-dirty again: pagemap bit 55), and the data stays
+    /// one page cache. SKIP without /proc/PID/clear_refs (CONFIG_PROC_PAGE_MONITOR) or where
+    /// soft-dirty is not compiled (CONFIG_MEM_SOFT_DIRTY: the write is accepted but does
+    /// nothing, which pagemap shows as a page never soft-dirty).
+    static func unshareSoftDirty(_ o: SuiteOptions) -> KTAPResult {
+        run("sharedpt.unshare.soft_dirty", o) { f, c throws(SharedPTError) in
+            let (s, a) = try sharersWithData(f, 3, &c, o)
+            let path = "/proc/\(s[1].pid)/clear_refs"
+            guard ProcFS.exists(path) else {
+                c.unproven("no \(path) (CONFIG_PROC_PAGE_MONITOR)")
+                return
+            }
+            do { try Sys.writeFile(path, "4") } catch {
+                c.expect(false, "4 > \(path): \(error)")
+                return
+            }
+            c.note("4 > \(path): sharer 1's soft-dirty bits cleared")
+            try write(s[1], 1, a[1] + 2 * page, 0x50F7, &c)
+            do {
+                let e = try ProcFS.pagemap(s[1].pid, address: a[1] + 2 * page, count: 1)
+                guard e[0].softDirty else {
+                    c.unproven(
+                        "sharer 1's written page is not soft-dirty: no soft-dirty tracking (CONFIG_MEM_SOFT_DIRTY)")
+                    return
+                }
+                c.note("sharer 1's written page is soft-dirty again (pagemap)")
+            } catch {
+                c.expect(false, "pagemap of sharer 1: \(error)")
+            }
+            try read(s[0], 0, a[0] + 2 * page, 0x50F7, &c)
+            try write(s[0], 0, a[0] + 2 * page, 0x1000 + 2, &c)
+            try expectUnshared(f, s, a, diverged: 1, &c, o)
+        }
+    }
+
     /// mprotect to another protection succeeds and unshares: sharer 0 read-only over the whole
     /// mapping (its writes fault, its reads see the others' writes), sharer 1 PROT_NONE on one
     /// page (a split off the grid too); mprotect to the same protection keeps sharing.
