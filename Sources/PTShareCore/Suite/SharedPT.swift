@@ -153,6 +153,16 @@ struct Checks {
 
     mutating func note(_ line: String) { lines.append("\(name): \(line)") }
 
+    /// What ended the test's steps early: a failed step already said what failed; anything else
+    /// (a sharer that died, a system call) fails the test here.
+    mutating func stopped(by error: SharedPTError) {
+        if case .stepFailed = error {
+            note("the remaining steps depend on the one that failed")
+        } else {
+            expect(false, "\(error)")
+        }
+    }
+
     mutating func unproven(_ why: String) {
         note(why)
         if unprovenReason == nil { unprovenReason = why }

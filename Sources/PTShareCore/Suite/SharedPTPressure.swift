@@ -39,11 +39,7 @@ extension SharedPTSemantics {
                 size: size, flag: probe.supported ? o.mapSharedPTValue : 0, preallocate: preallocate)
             try body(f, &c, probe.supported)
         } catch {
-            if case .stepFailed = error {
-                c.note("the remaining steps depend on the one that failed")
-            } else {
-                c.expect(false, "\(error)")
-            }
+            c.stopped(by: error)
         }
         return c.result()
     }

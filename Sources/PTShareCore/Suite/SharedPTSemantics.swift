@@ -20,11 +20,7 @@ enum SharedPTSemantics {
             let f = try SharedPTFixture(size: size, flag: o.mapSharedPTValue)
             try body(f, &c)
         } catch {
-            if case .stepFailed = error {
-                c.note("the remaining steps depend on the one that failed")
-            } else {
-                c.expect(false, "\(error)")
-            }
+            c.stopped(by: error)
         }
         return c.result()
     }
