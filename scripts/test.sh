@@ -97,7 +97,7 @@ step "checkpatch --strict on kmod/patches and the probe module" scripts/checkpat
 # the debug checks, not the savings and census tests the patched flavour already ran. Every
 # sharedpt.semantics.*, sharedpt.unshare.*, sharedpt.accounting.*, sharedpt.thp.* test and every
 # test of the paths that meet a shared table through the reverse map or a cgroup (reclaim,
-# memcg, oom, migrate, memory_failure, numa) registered in the suite (each unshare drives a zap,
+# memcg, oom, migrate, memory_failure, numa, pressure) registered in the suite (each unshare drives a zap,
 # an unhook and a refault, each accounting test the RSS fan-out under lockdep, the THP test PMD
 # and shared PTE chunks in one mapping), so a new one cannot miss this run.
 debug_tests=(--test sharedpt.stress --test sharedpt.hint_rounding)
@@ -107,7 +107,7 @@ for t in $semantics; do debug_tests+=(--test "$t"); done
 # The series' own kselftest, and every exit path of a shared table under DEBUG_VM and
 # PAGE_TABLE_CHECK.
 debug_tests+=(--test sharedpt.kselftest --test sharedpt.teardown.no_leak)
-# Each flavour: the kernel build as its own step (cold 10-17 min, ccache shares objects across
+# Each flavour: the kernel build as its own step (cold 15-24 min, ccache shares objects across
 # flavours; cached instantly), then the suite in QEMU on it (about 2 min for the stock suite).
 npatches=0
 if [ -d kmod/patches ]; then
