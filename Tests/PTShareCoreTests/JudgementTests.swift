@@ -661,6 +661,15 @@ extension Suite.Extra {
         #expect(r.status == .fail)
     }
 
+    @Test func unsupportedUnderAutoSkipsWithoutRunning() {
+        var ran = false
+        let r = SharedPTSemantics.runSharedOrPlain(
+            "sharedpt.x", options(supported: false, expect: .auto), size: 2 << 20
+        ) { _, _, _ throws(SharedPTError) in ran = true }
+        #expect(!ran)
+        #expect(r.status == .skip("MAP_SHARED_PT not supported by kernel \(Suite.release()): EOPNOTSUPP"))
+    }
+
     @Test func supportedRunsShared() {
         var ran: (flag: UInt32, shared: Bool)?
         let o = options(supported: true, expect: .supported)
