@@ -270,11 +270,11 @@ private func failedLines(_ r: KTAPResult) -> [String] { r.diagnostics.filter { $
     let o = SuiteOptions(workers: 100, outDirectory: "/results")
 
     @Test func controlOverheadWithinTheBound() {
-        let line = "control.overhead: harness page tables per worker 64.0 KiB, bound 64.0 KiB"
+        let line = "control.overhead: harness page tables per worker 80.0 KiB, bound 80.0 KiB"
         #expect(
-            Suite.controlOverheadLine("control.overhead", o, report(share: .none, controlPerWorker: 65536))
+            Suite.controlOverheadLine("control.overhead", o, report(share: .none, controlPerWorker: 81920))
                 == .pass(line))
-        let over = Suite.controlOverheadLine("control.overhead", o, report(share: .none, controlPerWorker: 65537))
+        let over = Suite.controlOverheadLine("control.overhead", o, report(share: .none, controlPerWorker: 81921))
         guard case .fail = over else {
             Issue.record("\(over)")
             return

@@ -45,7 +45,7 @@ public struct SuiteOptions: Sendable {
 
     public init(
         workers: Int = 200, memfdSize: UInt64 = 64 << 20, hugetlbSize: UInt64 = 1 << 30, tolerance: Double = 0.10,
-        controlBoundBytes: Int64 = 64 << 10, minimumHugetlbSavings: Double = 0.90, expectSharedPT: Expectation = .auto,
+        controlBoundBytes: Int64 = 80 << 10, minimumHugetlbSavings: Double = 0.90, expectSharedPT: Expectation = .auto,
         mapSharedPTValue: UInt32 = MapSharedPT.defaultValue, outDirectory: String, only: [String] = []
     ) {
         self.workers = workers
