@@ -21,29 +21,48 @@ extension SharedPTSemantics {
         _ name: String, _ o: SuiteOptions, size: UInt64, preallocate: Bool = true,
         _ body: (SharedPTFixture, inout Checks, Bool) throws(SharedPTError) -> Void
     ) -> KTAPResult {
-        let probe: KernelFacts.SharedPT
-        do { probe = try o.sharedPTProbe(o.mapSharedPTValue) } catch {
-            return KTAPResult(name: name, status: .fail, diagnostics: ["\(name): MAP_SHARED_PT probe failed: \(error)"])
-        }
         var c = Checks(name)
-        if !probe.supported {
-            if o.expectSharedPT != .unsupported {
-                return Suite.sharedPTGate(
-                    name, expectation: o.expectSharedPT, supported: false, release: Suite.release(),
-                    errno: probe.errno, detail: probe.detail)!
-            }
-            c.note(
-                Suite.sharedPTUnsupportedReason(release: Suite.release(), errno: probe.errno ?? "refused")
-                    + ": the scenario runs unshared (plain MAP_SHARED), which proves the test itself")
+        let shared: Bool
+        switch sharedOrPlain(name, o, &c, unshared: "the scenario runs unshared (plain MAP_SHARED)") {
+        case .decided(let s): shared = s
+        case .ended(let r): return r
         }
         do {
-            let f = try SharedPTFixture(
-                size: size, flag: probe.supported ? o.mapSharedPTValue : 0, preallocate: preallocate)
-            try body(f, &c, probe.supported)
+            let f = try SharedPTFixture(size: size, flag: shared ? o.mapSharedPTValue : 0, preallocate: preallocate)
+            try body(f, &c, shared)
         } catch {
             c.stopped(by: error)
         }
         return c.result()
+    }
+
+    enum Mode {
+        /// Run, shared (the flag) or not.
+        case decided(Bool)
+        /// Do not run: this is the test's result.
+        case ended(KTAPResult)
+    }
+
+    /// The gate of `runSharedOrPlain`, for tests that make their own fixture: shared when the
+    /// kernel takes the flag; unshared only under `--expect-map-shared-pt unsupported`, with a
+    /// note saying `unshared` and why; otherwise the usual SKIP or FAIL.
+    static func sharedOrPlain(_ name: String, _ o: SuiteOptions, _ c: inout Checks, unshared: String) -> Mode {
+        let probe: KernelFacts.SharedPT
+        do { probe = try o.sharedPTProbe(o.mapSharedPTValue) } catch {
+            return .ended(
+                KTAPResult(name: name, status: .fail, diagnostics: ["\(name): MAP_SHARED_PT probe failed: \(error)"]))
+        }
+        if probe.supported { return .decided(true) }
+        if o.expectSharedPT != .unsupported {
+            return .ended(
+                Suite.sharedPTGate(
+                    name, expectation: o.expectSharedPT, supported: false, release: Suite.release(),
+                    errno: probe.errno, detail: probe.detail)!)
+        }
+        c.note(
+            Suite.sharedPTUnsupportedReason(release: Suite.release(), errno: probe.errno ?? "refused")
+                + ": \(unshared), which proves the test itself")
+        return .decided(false)
     }
 
     /// A test cgroup, or nil with the test marked unproven (no cgroup v2 memory controller).

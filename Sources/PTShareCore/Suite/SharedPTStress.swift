@@ -176,18 +176,14 @@ enum SharedPTStress {
     /// grew during the run. Premise: swap, cgroup v2 with memory, two NUMA nodes, root; else SKIP.
     static func pressureRun(_ o: SuiteOptions) -> KTAPResult {
         let name = "sharedpt.pressure.stress"
-        let probe: KernelFacts.SharedPT
-        do { probe = try o.sharedPTProbe(o.mapSharedPTValue) } catch {
-            return KTAPResult(name: name, status: .fail, diagnostics: ["\(name): MAP_SHARED_PT probe failed: \(error)"])
-        }
-        // Unshared only on the stock test kernel (see runSharedOrPlain): it reclaims, compacts
-        // and migrates machine-wide.
-        if !probe.supported && o.expectSharedPT != .unsupported { return Suite.needsSharedPT(name, o)! }
         var c = Checks(name)
-        if !probe.supported {
-            c.note(
-                Suite.sharedPTUnsupportedReason(release: Suite.release(), errno: probe.errno ?? "refused")
-                    + ": the storm runs unshared (plain MAP_SHARED, no census), which proves the test itself")
+        // Unshared only on the stock test kernel: it reclaims, compacts and migrates machine-wide.
+        let shared: Bool
+        switch SharedPTSemantics.sharedOrPlain(
+            name, o, &c, unshared: "the storm runs unshared (plain MAP_SHARED, no census)")
+        {
+        case .decided(let s): shared = s
+        case .ended(let r): return r
         }
         let nodes = ProcFS.numaNodes()
         let swap = (try? ProcFS.meminfo())?.fields["SwapTotal"] ?? 0
@@ -195,9 +191,7 @@ enum SharedPTStress {
         if swap < fileSize { c.unproven("SwapTotal \(ByteSize(swap)): reclaim of shmem needs swap") }
         if geteuid() != 0 { c.unproven("migrate_pages of another process's shared pages needs root") }
         if let why = TestCgroup.unavailableReason() { c.unproven(why) }
-        if nodes.count < 2 || swap < fileSize || geteuid() != 0 || TestCgroup.unavailableReason() != nil {
-            return c.result()
-        }
+        if c.unprovenReason != nil { return c.result() }
         let g: TestCgroup
         do { g = try TestCgroup("ptshare-pressure") } catch {
             c.expect(false, "cgroup ptshare-pressure: \(error)")
@@ -207,10 +201,10 @@ enum SharedPTStress {
         c.note(
             "stress processes in \(g.path); every 2 s: memory.reclaim \(ByteSize(fileSize / 2)), compaction, migrate_pages"
         )
-        let census = probe.supported && c.censusPossible(modulePath: o.modulePath)
+        let census = shared && c.censusPossible(modulePath: o.modulePath)
         let before = try? ProcFS.counters("/proc/vmstat")
         stormChecks(
-            o, census: census, flag: probe.supported ? o.mapSharedPTValue : 0,
+            o, census: census, flag: shared ? o.mapSharedPTValue : 0,
             pressure: Pressure(cgroup: g, nodes: nodes), &c)
         _ = ProcFS.refreshVMStats()
         guard let before, let after = try? ProcFS.counters("/proc/vmstat") else {
