@@ -46,7 +46,30 @@ not_run() {
     failed=1
     n_failed=$((n_failed + 1))
 }
+# failures DIR: what a failed VM suite step's guest said about each test that failed (CI keeps
+# only the log's tail, and a fresh clone's results are gone with it): every `not ok` line after
+# the test's last diagnostics; without one (the guest died, timed out, or a kernel splat failed
+# the step), the console's last lines.
+failures() {
+    local dir="$1" out="$1/output.txt" name
+    echo "-- $dir" >&2
+    if [ -f "$out" ] && grep -q '^not ok ' "$out"; then
+        grep '^not ok ' "$out" | while read -r _ _ _ name _; do
+            grep -F "# $name: " "$out" | tail -n 25 >&2
+            grep -E "^not ok [0-9]+ $name( |$)" "$out" >&2
+        done
+    elif [ -f "$dir/console.log" ]; then
+        tail -n 30 "$dir/console.log" >&2
+    else
+        echo "(no output.txt and no console.log)" >&2
+    fi
+}
+failed_dirs=()
 finish() {
+    if ((${#failed_dirs[@]})); then
+        echo "== failed tests" >&2
+        for d in "${failed_dirs[@]}"; do failures "$d"; done
+    fi
     echo "== summary (total $(($(date +%s) - t_start)) s)" >&2
     printf '%s\n' "${summary[@]}" >&2
     # The plain closing line CI reads: steps, not tests (each step's own runner counts those).
@@ -121,7 +144,9 @@ for flavour in stock patched patched-debug; do
     # Every flavour boots with two NUMA nodes: sharedpt.accounting.move_all moves pages between
     # them, NUMA balancing only starts with two, and stock runs the pressure and NUMA tests
     # unshared.
-    suite_args=(--numa 2)
+    out="ptshare-results/ci-$flavour"
+    rm -rf "$out"
+    suite_args=(--numa 2 --out "$out")
     if [ "$flavour" = patched ]; then suite_args+=(-- ${allow_skips[@]+"${allow_skips[@]}"}); fi
     if [ "$flavour" = patched-debug ]; then suite_args+=(-- "${debug_tests[@]}" ${allow_skips[@]+"${allow_skips[@]}"}); fi
     if [ "$flavour" != stock ] && [ "$npatches" = 0 ]; then
@@ -133,7 +158,7 @@ for flavour in stock patched patched-debug; do
     if step "kernel build: $flavour (scripts/kernel-build.sh $flavour)" scripts/kernel-build.sh "$flavour" >/dev/null; then
         if [ "$flavour" = patched ]; then patched_built=1; fi
         step "VM suite: $flavour (scripts/vm-suite.sh $flavour ${suite_args[*]})" \
-            scripts/vm-suite.sh "$flavour" "${suite_args[@]}" || true
+            scripts/vm-suite.sh "$flavour" "${suite_args[@]}" || failed_dirs+=("$out")
     else
         not_run "VM suite: $flavour" "its kernel did not build"
     fi

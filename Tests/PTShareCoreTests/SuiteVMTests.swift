@@ -50,6 +50,7 @@ import Testing
                 "sharedpt.unshare.soft_dirty",
                 "sharedpt.accounting.rss", "sharedpt.accounting.move_all", "sharedpt.thp.mixed",
                 "sharedpt.reclaim.swap", "sharedpt.memcg.charge", "sharedpt.oom.sharer", "sharedpt.migrate.compaction",
+                "sharedpt.migrate.move_pages",
                 "sharedpt.memory_failure.hwpoison", "sharedpt.numa.balancing",
                 "sharedpt.kselftest", "sharedpt.hint_rounding",
                 "sharedpt.scale.truncate", "sharedpt.saturation", "sharedpt.negative.private",

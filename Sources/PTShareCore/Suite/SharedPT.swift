@@ -42,6 +42,7 @@ extension Suite {
         ("sharedpt.memcg.charge", SharedPTSemantics.memcgCharge),
         ("sharedpt.oom.sharer", SharedPTSemantics.oomSharer),
         ("sharedpt.migrate.compaction", SharedPTSemantics.compaction),
+        ("sharedpt.migrate.move_pages", SharedPTSemantics.migrateMovePages),
         ("sharedpt.memory_failure.hwpoison", SharedPTSemantics.hwpoison),
         ("sharedpt.numa.balancing", SharedPTSemantics.numaBalancing),
         ("sharedpt.kselftest", SharedPTSemantics.kselftest),

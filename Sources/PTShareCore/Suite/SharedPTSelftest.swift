@@ -60,7 +60,7 @@ extension SharedPTSemantics {
             return c.result()
         }
         Sys.close(tfd)
-        let out = String(cString: template)
+        let out = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         defer { _ = unlink(out) }
         let status: Int32
         do {
