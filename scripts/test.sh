@@ -46,23 +46,30 @@ not_run() {
     failed=1
     n_failed=$((n_failed + 1))
 }
-# failures DIR: what a failed VM suite step's guest said about each test that failed (CI keeps
-# only the log's tail, and a fresh clone's results are gone with it): every `not ok` line after
-# the test's last diagnostics; without one (the guest died, timed out, or a kernel splat failed
-# the step), the console's last lines.
+# failures DIR: what a failed VM suite step's guest said (CI keeps only the log's tail, and a
+# fresh clone's results are gone with it): for each `not ok` test its last diagnostics and the
+# line; the skip policy's verdict (a refused SKIP writes no `not ok`); kernel problems on the
+# console (a splat fails the step by itself); and, when none of that is there (the guest died
+# or timed out), the console's last lines. Never fails: the summary must follow.
 failures() {
     local dir="$1" out="$1/output.txt" name
     echo "-- $dir" >&2
-    if [ -f "$out" ] && grep -q '^not ok ' "$out"; then
+    set +e
+    if [ -f "$out" ]; then
         grep '^not ok ' "$out" | while read -r _ _ _ name _; do
-            grep -F "# $name: " "$out" | tail -n 25 >&2
-            grep -E "^not ok [0-9]+ $name( |$)" "$out" >&2
-        done
-    elif [ -f "$dir/console.log" ]; then
-        tail -n 30 "$dir/console.log" >&2
-    else
-        echo "(no output.txt and no console.log)" >&2
+            grep -F "# $name: " "$out" | tail -n 25
+            grep -E "^not ok [0-9]+ $name( |$)" "$out"
+        done >&2
+        grep '^# skip policy:' "$out" >&2
     fi
+    if [ -f "$dir/console.log" ]; then
+        grep -nE 'BUG|WARNING|Oops|Call Trace|Bad rss-counter' "$dir/console.log" | head -n 20 >&2
+        grep -q '^not ok ' "$out" 2>/dev/null || tail -n 30 "$dir/console.log" >&2
+    else
+        echo "(no console.log)" >&2
+    fi
+    set -e
+    return 0
 }
 failed_dirs=()
 finish() {

@@ -11,8 +11,9 @@ extension SharedPTSemantics {
     /// them), and migration replaces each PTE in the one table every sharer uses. Then
     /// numa_maps of every sharer shows all of the mapping's pages on the new node,
     /// /proc/vmstat pgmigrate_success grew by at least that many, every sharer reads the old
-    /// data and a fresh pattern sharer 2 writes, and the census still finds one table per chunk;
-    /// the kernel log stays clean. Unshared on stock: the same moves (MOVE_ALL moves a page
+    /// data, sharers 0 and 1 read a fresh pattern sharer 2 writes, and the census still finds
+    /// one table per chunk; the kernel log stays clean. The call also moves what sharer 1 maps
+    /// with the driver (the binary's text): later tests find it on the other node. Unshared on stock: the same moves (MOVE_ALL moves a page
     /// several processes map). Premise: two NUMA nodes and root, else SKIP.
     static func migrateMovePages(_ o: SuiteOptions) -> KTAPResult {
         runSharedOrPlain("sharedpt.migrate.move_pages", o, size: 8 << 20) { f, c, shared throws(SharedPTError) in
@@ -29,8 +30,8 @@ extension SharedPTSemantics {
             let (s, a) = try sharersWithData(f, 3, &c, o, census: false)
             let n = f.size / page
             let before = try placement(s, a, &c)
-            // Away from node 0 as the scenario has it, unless the pages are all on
-            // node 1 already (the driver's policy put them there): then back to node 0.
+            // From node 0 to node 1, unless the pages are all on node 1 already (where the
+            // driver's policy put them): then from node 1 to node 0.
             let away = before[1][nodes[1]] == n ? nodes[0] : nodes[1]
             let from = nodes.filter { $0 != away }
             c.note("before: " + describe(before, n))
@@ -41,10 +42,11 @@ extension SharedPTSemantics {
                 throw .stepFailed("numa_migrate_pages")
             }
             let vm1 = try vmstat(&c)
-            c.expect(
-                left == 0,
-                "numa_migrate_pages(sharer 1, \(NodeList.format(from)) -> \(away)): \(left) page(s) not moved"
-                    + (left == 0 ? "" : ", expected 0"))
+            // The count covers all of sharer 1's pages on `from` (its stack, the binary's text it
+            // maps with every process), any of which may be busy: numa_maps judges the file's.
+            c.note(
+                "numa_migrate_pages(sharer 1, \(NodeList.format(from)) -> \(away)): \(left) of sharer 1's pages not moved"
+            )
             let after = try placement(s, a, &c)
             let all = after.allSatisfy { $0[away] == n && $0.count == 1 }
             c.expect(
@@ -71,7 +73,7 @@ extension SharedPTSemantics {
                 c.expect(false, "sharer \(i): \(error)")
                 throw .stepFailed("numa_maps")
             }
-            guard let e = NumaMaps.entry(at: a[i], in: entries), e.address == a[i] else {
+            guard let e = NumaMaps.entry(at: a[i], in: entries) else {
                 c.expect(false, "/proc/\(s[i].pid)/numa_maps of sharer \(i) has no mapping at \(hex(a[i]))")
                 throw .stepFailed("numa_maps")
             }
