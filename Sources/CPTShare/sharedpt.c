@@ -277,6 +277,26 @@ static void agent_move_pages(uint64_t addr, uint64_t len, int node, int flags, u
 	}
 }
 
+static void agent_mbind(uint64_t addr, uint64_t len, int node, int flags, struct ptshare_agent_reply *r)
+{
+	unsigned long mask = 0;
+	long rc;
+
+	if (node >= (int)(sizeof(mask) * 8)) {
+		r->error = EINVAL;
+		return;
+	}
+	if (node < 0) {
+		rc = syscall(SYS_mbind, addr, len, MPOL_DEFAULT, NULL, 0, 0);
+	} else {
+		mask = 1UL << node;
+		/* maxnode counts one past the mask's bits, as libnuma passes it. */
+		rc = syscall(SYS_mbind, addr, len, MPOL_BIND, &mask, sizeof(mask) * 8 + 1, flags);
+	}
+	if (rc < 0)
+		r->error = errno;
+}
+
 int ptshare_pin_to_cpu(int cpu, uint64_t *saved)
 {
 	cpu_set_t set;
@@ -468,6 +488,9 @@ void ptshare_agent_main(const struct ptshare_agent_plan *p)
 			break;
 		case PTSHARE_AGENT_MOVE_PAGES:
 			agent_move_pages(c.addr, c.length, c.arg, c.flags, c.value, &r);
+			break;
+		case PTSHARE_AGENT_MBIND:
+			agent_mbind(c.addr, c.length, c.arg, c.flags, &r);
 			break;
 		default:
 			r.error = EINVAL;

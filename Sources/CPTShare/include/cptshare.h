@@ -169,6 +169,8 @@ enum ptshare_agent_op {
 	                                  flags (MPOL_MF_MOVE or MPOL_MF_MOVE_ALL), or, arg -1, where they
 	                                  are. value: pages on node `value` after the call, found: pages
 	                                  whose status is -EACCES; error: errno of the call */
+	PTSHARE_AGENT_MBIND = 26,     /* mbind(2) of [addr, addr+length): MPOL_BIND to node arg with flags
+	                                 (MPOL_MF_MOVE...), or, arg -1, MPOL_DEFAULT. error: errno */
 	/* 40-59: sharedpt.teardown.* (20-39 and 60+ are other families') */
 	PTSHARE_AGENT_EXEC = 40,      /* execve /bin/true, else /bin/busybox true: no answer; error: errno when neither ran */
 };

@@ -4,8 +4,10 @@ import Glibc
 /// sharedpt.migrate.move_pages: the file's pages moved to another NUMA node by libnuma's
 /// numa_migrate_pages, i.e. migrate_pages(2), from under the shared tables.
 extension SharedPTSemantics {
-    /// Three sharers of an 8 MiB memfd with data (sharer 0 wrote it, 1 and 2 read it). The
-    /// driver, as root, calls numa_migrate_pages for sharer 1 from the node that holds the file's
+    /// Three sharers of an 8 MiB memfd with data (sharer 0 wrote it, 1 and 2 read it). First
+    /// sharer 1 binds its mapping to the other node with mbind(MPOL_MF_MOVE): no page moves,
+    /// since the others map them (through the shared table, the series' check in mempolicy;
+    /// unshared, the mapcount). Then the driver, as root, calls numa_migrate_pages for sharer 1 from the node that holds the file's
     /// pages to the other one: with CAP_SYS_NICE that is MPOL_MF_MOVE_ALL, so mempolicy queues
     /// the folios behind the shared tables too (without it they stay: another process maps
     /// them), and migration replaces each PTE in the one table every sharer uses. Then
@@ -35,6 +37,20 @@ extension SharedPTSemantics {
             let away = before[1][nodes[1]] == n ? nodes[0] : nodes[1]
             let from = nodes.filter { $0 != away }
             c.note("before: " + describe(before, n))
+            // Without MPOL_MF_MOVE_ALL a process moves only what it alone maps: sharer 1 binds its
+            // mapping to the other node with MPOL_MF_MOVE, and every page stays (others map it,
+            // through the shared table or, unshared, through their own).
+            let bind = try s[1].call(
+                PTSHARE_AGENT_MBIND, addr: a[1], length: f.size, arg: Int32(away), flags: ptshare_MPOL_MF_MOVE)
+            if c.succeeds("sharer 1 mbind(MPOL_BIND \(away), MPOL_MF_MOVE) of its mapping", bind) {
+                let bound = try placement(s, a, &c)
+                c.expect(
+                    bound == before,
+                    "numa_maps after sharer 1's mbind: " + describe(bound, n)
+                        + (bound == before ? " (unchanged)" : " (expected unchanged: the others map these pages)"))
+            }
+            c.succeeds(
+                "sharer 1 mbind(MPOL_DEFAULT)", try s[1].call(PTSHARE_AGENT_MBIND, addr: a[1], length: f.size, arg: -1))
             let vm0 = try vmstat(&c)
             let left: Int
             do { left = try Numa.migratePages(s[1].pid, from: from, to: [away]) } catch {
