@@ -132,7 +132,7 @@ step "checkpatch --strict on kmod/patches and the probe module" scripts/checkpat
 # an unhook and a refault, each accounting test the RSS fan-out under lockdep, the THP test PMD
 # and shared PTE chunks in one mapping), so a new one cannot miss this run.
 # The two storms (sharedpt.stress, sharedpt.pressure.stress) run 30 s each here, not 60: the
-# patched flavour already ran them for 60 s, and a cold CI run (three kernel builds) has to fit
+# patched flavour already ran them for 60 s, and a cold CI run (two kernel builds) has to fit
 # in 90 min on 2 cores.
 debug_tests=(--stress-seconds 30 --test sharedpt.stress --test sharedpt.hint_rounding)
 semantics=$(grep -oE '"sharedpt\.(semantics|unshare|accounting|thp|reclaim|memcg|oom|migrate|memory_failure|numa|pressure)\.[a-z_]*"' Sources/PTShareCore/Suite/SharedPT.swift | tr -d '"')

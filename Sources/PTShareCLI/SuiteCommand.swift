@@ -56,6 +56,12 @@ extension PTShare {
             help: "With --fail-on-skip: this test may SKIP (repeatable); its skip reason is printed.")
         public var allowSkip: [String] = []
 
+        @Flag(
+            help:
+                "With --fail-on-skip: a SKIP because the kernel lacks MAP_SHARED_PT is allowed, any other fails (the stock path)."
+        )
+        public var allowUnsupportedSkips = false
+
         @OptionGroup public var flag: FlagOptions
 
         public init() {}
@@ -80,6 +86,10 @@ extension PTShare {
             }
             if !allowSkip.isEmpty && !failOnSkip {
                 throw ValidationError("--allow-skip needs --fail-on-skip (without it every SKIP is allowed)")
+            }
+            if allowUnsupportedSkips && !failOnSkip {
+                throw ValidationError(
+                    "--allow-unsupported-skips needs --fail-on-skip (without it every SKIP is allowed)")
             }
             var o = SuiteOptions(
                 workers: workers, memfdSize: try size("--memfd-size", memfdSize),
@@ -113,7 +123,8 @@ extension PTShare {
                 }
                 fflush(nil)  // streamed: each KTAP line as soon as its test ends
             }
-            let policy = SkipPolicy(failOnSkip: failOnSkip, allowed: allowSkip).judge(results)
+            let policy = SkipPolicy(failOnSkip: failOnSkip, allowed: allowSkip, allowUnsupported: allowUnsupportedSkips)
+                .judge(results)
             for line in policy.lines { print(ktap ? "# " + line : "    " + line) }
             printStderr("ptshare suite: results in \(o.outDirectory)")
             if results.contains(where: { $0.status == .fail }) || policy.fails { throw ExitCode(1) }

@@ -45,9 +45,9 @@ struct VMTests {
     }
 
     @Test func guestThatDoesNotFinishIsKilled() throws {
-        guard let kernel = cachedStockKernel() else {
+        guard let kernel = cachedTestKernel() else {
             try Test.cancel(
-                "no cached stock kernel yet (scripts/kernel-build.sh stock builds one; the VM stage of scripts/test.sh runs after these tests)"
+                "no cached stock or patched kernel yet (scripts/kernel-build.sh builds one; the VM stage of scripts/test.sh runs after these tests)"
             )
         }
         guard VirtualMachineProbe.qemuOnPath else { try Test.cancel("qemu-system-x86_64 is not installed") }
@@ -70,17 +70,21 @@ struct VMTests {
         #expect(left.isEmpty, "QEMU left running: \(left)")
     }
 
-    /// The newest completed stock build in the cache, if any.
-    func cachedStockKernel() -> String? {
+    /// A completed stock build in the cache, else a patched one (CI builds no stock kernel; any
+    /// kernel that boots serves here), if any.
+    func cachedTestKernel() -> String? {
         let env = ProcessInfo.processInfo.environment
         let cache =
             env["PTSHARE_CACHE"]
             ?? ((env["XDG_CACHE_HOME"] ?? (NSHomeDirectory() + "/.cache")) + "/ptshare")
-        let dirs = ((try? FileManager.default.contentsOfDirectory(atPath: cache + "/kernel")) ?? [])
-            .filter { $0.hasPrefix("stock-") }
-            .map { cache + "/kernel/" + $0 }
-            .filter { FileManager.default.fileExists(atPath: $0 + "/ok") }
-        return dirs.first.map { $0 + "/bzImage" }
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: cache + "/kernel")) ?? []
+        for prefix in ["stock-", "patched-"] {
+            let dirs = names.filter { $0.hasPrefix(prefix) && !$0.hasPrefix("patched-debug-") }
+                .map { cache + "/kernel/" + $0 }
+                .filter { FileManager.default.fileExists(atPath: $0 + "/ok") }
+            if let d = dirs.first { return d + "/bzImage" }
+        }
+        return nil
     }
 }
 

@@ -36,6 +36,25 @@ import Testing
             ])
     }
 
+    @Test func theStockPathAllowsOnlySkipsForWantOfTheFlag() {
+        let stock =
+            results + [
+                KTAPResult(
+                    name: "d", status: .skip(Suite.sharedPTUnsupportedReason(release: "6.12", errno: "EOPNOTSUPP")))
+            ]
+        let (lines, fails) = SkipPolicy(failOnSkip: true, allowUnsupported: true).judge(stock)
+        #expect(fails)
+        #expect(
+            lines == [
+                "skip policy: b skipped and not on the allow-list -- FAILED: no huge pages",
+                "skip policy: 1 skip(s) for want of MAP_SHARED_PT (allowed by --allow-unsupported-skips)",
+                "skip policy: 1 skip(s) not allowed (no --allow-skip given)",
+            ])
+        let (_, onlyFlag) = SkipPolicy(failOnSkip: true, allowUnsupported: true).judge(
+            stock.filter { $0.name != "b" })
+        #expect(!onlyFlag)
+    }
+
     @Test func noSkipNoComplaint() {
         let (_, fails) = SkipPolicy(failOnSkip: true).judge([KTAPResult(name: "a", status: .pass)])
         #expect(!fails)

@@ -62,8 +62,11 @@ extension Suite {
 
     /// The SKIP reason for a kernel without MAP_SHARED_PT; the tests quote it exactly.
     public static func sharedPTUnsupportedReason(release: String, errno: String) -> String {
-        "MAP_SHARED_PT not supported by kernel \(release): \(errno)"
+        "\(sharedPTUnsupportedPrefix)\(release): \(errno)"
     }
+
+    /// How every SKIP for want of the flag begins (SkipPolicy's `allowUnsupported`).
+    public static let sharedPTUnsupportedPrefix = "MAP_SHARED_PT not supported by kernel "
 
     /// What a sharedpt.* test does when the probe has answered: nil (run it) when the flag is
     /// supported; otherwise SKIP with the reason, or FAIL when `--expect-map-shared-pt supported`.

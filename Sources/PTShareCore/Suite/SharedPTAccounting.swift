@@ -156,11 +156,7 @@ extension SharedPTSemantics {
     /// back. Premise: two NUMA nodes (ptshare vm --numa 2), else SKIP.
     static func accountingMoveAll(_ o: SuiteOptions) -> KTAPResult {
         run("sharedpt.accounting.move_all", o) { f, c throws(SharedPTError) in
-            let nodes = ProcFS.numaNodes()
-            guard nodes.count >= 2 else {
-                c.unproven("\(nodes.count) NUMA node(s): a move needs two (ptshare vm --numa 2)")
-                return
-            }
+            guard let nodes = twoNodes("a move", &c) else { return }
             let (s, a) = try sharersWithData(f, 3, &c, o)
             let n = f.size / page
             let q = try s[1].call(

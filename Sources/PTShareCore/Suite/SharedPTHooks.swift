@@ -76,11 +76,7 @@ extension SharedPTSemantics {
     /// table per chunk, log clean. One NUMA node, or no sysctl (CONFIG_NUMA_BALANCING): SKIP.
     static func numaBalancing(_ o: SuiteOptions) -> KTAPResult {
         runSharedOrPlain("sharedpt.numa.balancing", o, size: 8 << 20) { f, c, shared throws(SharedPTError) in
-            let nodes = ProcFS.numaNodes()
-            guard nodes.count >= 2 else {
-                c.unproven("\(nodes.count) NUMA node(s): balancing needs two (ptshare vm --numa 2)")
-                return
-            }
+            guard twoNodes("balancing", &c) != nil else { return }
             let path = numaBalancingPath
             guard let old = try? ProcFS.integer(path) else {
                 c.unproven("no \(path) (CONFIG_NUMA_BALANCING)")

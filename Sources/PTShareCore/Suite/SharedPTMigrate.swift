@@ -7,29 +7,28 @@ extension SharedPTSemantics {
     /// Three sharers of an 8 MiB memfd with data (sharer 0 wrote it, 1 and 2 read it). First
     /// sharer 1 binds its mapping to the other node with mbind(MPOL_MF_MOVE): no page moves,
     /// since the others map them (through the shared table, the series' check in mempolicy;
-    /// unshared, the mapcount). Then the driver, as root, calls numa_migrate_pages for sharer 1 from the node that holds the file's
-    /// pages to the other one: with CAP_SYS_NICE that is MPOL_MF_MOVE_ALL, so mempolicy queues
-    /// the folios behind the shared tables too (without it they stay: another process maps
-    /// them), and migration replaces each PTE in the one table every sharer uses. Then
-    /// numa_maps of every sharer shows all of the mapping's pages on the new node,
-    /// /proc/vmstat pgmigrate_success grew by at least that many, every sharer reads the old
-    /// data, sharers 0 and 1 read a fresh pattern sharer 2 writes, and the census still finds
-    /// one table per chunk; the kernel log stays clean. The call also moves what sharer 1 maps
-    /// with the driver (the binary's text): later tests find it on the other node. Unshared on stock: the same moves (MOVE_ALL moves a page
+    /// unshared, the mapcount). Then the driver, as root, calls numa_migrate_pages for sharer 1
+    /// from the node that holds the file's pages to the other one: with CAP_SYS_NICE that is
+    /// MPOL_MF_MOVE_ALL, so mempolicy queues the folios behind the shared tables too, and
+    /// migration replaces each PTE in the one table every sharer uses. Then numa_maps of every
+    /// sharer shows all of the mapping's pages on the new node, /proc/vmstat pgmigrate_success
+    /// grew by at least that many, every sharer reads the old data, sharers 0 and 1 read a fresh
+    /// pattern sharer 2 writes, and the census still finds one table per chunk; the kernel log
+    /// stays clean. The call also moves what sharer 1 maps with the driver (the binary's text):
+    /// later tests find it on the other node. Unshared on stock: the same (MOVE_ALL moves a page
     /// several processes map). Premise: two NUMA nodes and root, else SKIP.
     static func migrateMovePages(_ o: SuiteOptions) -> KTAPResult {
         runSharedOrPlain("sharedpt.migrate.move_pages", o, size: 8 << 20) { f, c, shared throws(SharedPTError) in
-            let nodes = ProcFS.numaNodes()
-            guard nodes.count >= 2 else {
-                c.unproven("\(nodes.count) NUMA node(s): a move needs two (ptshare vm --numa 2)")
-                return
-            }
+            guard let nodes = twoNodes("a move", &c) else { return }
             guard geteuid() == 0 else {
                 c.unproven("not root: moving pages other processes map needs CAP_SYS_NICE (MPOL_MF_MOVE_ALL)")
                 return
             }
             let log = KernelLog.open()
             let (s, a) = try sharersWithData(f, 3, &c, o, census: false)
+            // PTE-mapped through one table per chunk before anything moves (a PMD-mapped chunk
+            // would be mapped once per process and stay put without the series' check).
+            censusIfShared(shared, s, [0, 1, 2], a, length: f.size, &c, o)
             let n = f.size / page
             let before = try placement(s, a, &c)
             // From node 0 to node 1, unless the pages are all on node 1 already (where the

@@ -65,6 +65,16 @@ extension SharedPTSemantics {
         return .decided(false)
     }
 
+    /// The NUMA nodes, or nil with the test marked unproven when there are fewer than two.
+    static func twoNodes(_ what: String, _ c: inout Checks) -> [Int]? {
+        let nodes = ProcFS.numaNodes()
+        guard nodes.count >= 2 else {
+            c.unproven("\(nodes.count) NUMA node(s): \(what) needs two (ptshare vm --numa 2)")
+            return nil
+        }
+        return nodes
+    }
+
     /// A test cgroup, or nil with the test marked unproven (no cgroup v2 memory controller).
     static func cgroup(_ name: String, _ c: inout Checks) throws(SharedPTError) -> TestCgroup? {
         if let why = TestCgroup.unavailableReason() {

@@ -294,6 +294,7 @@ final class Sharer {
         case PTSHARE_AGENT_EXEC: return "execve"
         case PTSHARE_AGENT_KVM_VM: return "KVM_CREATE_VM"
         case PTSHARE_AGENT_MOVE_PAGES: return "move_pages"
+        case PTSHARE_AGENT_MBIND: return "mbind"
         default: return "op \(op.rawValue)"
         }
     }
