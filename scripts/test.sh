@@ -151,7 +151,8 @@ if [ -d kmod/patches ]; then
     npatches=$(find kmod/patches -maxdepth 1 -name '*.patch' ! -name '0000-cover-letter.patch' | wc -l)
 fi
 # The patched flavours run with --fail-on-skip (scripts/vm-suite.sh): a test that SKIPs there
-# did not run and fails the step, unless it is allowed here, each for a reason of its own.
+# did not run and fails the step, unless it is allowed here, each for a reason of its own. The
+# unflagged run allows only the SKIPs for want of the flag (--allow-unsupported-skips).
 # (None today: KSM, swap, memcg and NUMA balancing are in the fragment, so every test runs.)
 allow_skips=()
 for flavour in patched patched-debug; do

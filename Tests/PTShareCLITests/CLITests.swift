@@ -413,6 +413,10 @@ struct RunPlacementTests {
             parseMessage(["suite", "--allow-skip", "sharedpt.stress"])
                 == "--allow-skip needs --fail-on-skip (without it every SKIP is allowed)")
         #expect(
+            parseMessage(["suite", "--allow-unsupported-skips"])
+                == "--allow-unsupported-skips needs --fail-on-skip (without it every SKIP is allowed)")
+        #expect(parseMessage(["suite", "--fail-on-skip", "--allow-unsupported-skips"]) == nil)
+        #expect(
             parseMessage(["suite", "--fail-on-skip", "--allow-skip", "nope"])?.hasPrefix(
                 "--allow-skip nope: unknown; the tests are ") == true)
         let cmd = try #require(
