@@ -25,10 +25,10 @@ extension SharedPTSemantics {
                 return
             }
             let log = KernelLog.open()
-            let (s, a) = try sharersWithData(f, 3, &c, o, census: false)
-            // PTE-mapped through one table per chunk before anything moves (a PMD-mapped chunk
-            // would be mapped once per process and stay put without the series' check).
-            censusIfShared(shared, s, [0, 1, 2], a, length: f.size, &c, o)
+            // Shared: the census proves the file PTE-mapped through one table per chunk before
+            // anything moves (a PMD-mapped chunk would be mapped once per process and stay put
+            // without the series' check).
+            let (s, a) = try sharersWithData(f, 3, &c, o, census: shared)
             let n = f.size / page
             let before = try placement(s, a, &c)
             // From node 0 to node 1, unless the pages are all on node 1 already (where the
