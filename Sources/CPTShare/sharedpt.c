@@ -375,14 +375,20 @@ void ptshare_agent_main(const struct ptshare_agent_plan *p)
 {
 	int cmd_fd = p->command_read_fd;
 	int reply_fd = p->reply_write_fd;
+	int spare_cmd[PTSHARE_AGENT_SPARES], spare_reply[PTSHARE_AGENT_SPARES];
 	struct ptshare_agent_command c;
 	struct ptshare_agent_reply r;
 	void *a;
 	pid_t child;
 	long rc;
 
-	for (unsigned i = 0; i < 4; i++)
-		close(p->close_fds[i]);
+	for (unsigned i = 0; i < 2 + 2 * PTSHARE_AGENT_SPARES; i++)
+		if (p->close_fds[i] >= 0)
+			close(p->close_fds[i]);
+	for (unsigned i = 0; i < PTSHARE_AGENT_SPARES; i++) {
+		spare_cmd[i] = p->spare_command_read_fd[i];
+		spare_reply[i] = p->spare_reply_write_fd[i];
+	}
 	if (child_setup(p->driver_pid) != 0)
 		_exit(2);
 	/* Forked children of a sharer are reaped by the kernel. */
@@ -439,17 +445,37 @@ void ptshare_agent_main(const struct ptshare_agent_plan *p)
 				r.error = errno;
 			break;
 		case PTSHARE_AGENT_FORK:
+			if (c.arg < 0 || c.arg >= PTSHARE_AGENT_SPARES || spare_cmd[c.arg] < 0 ||
+			    (c.flags & (1 << c.arg)) || (c.flags & ~((1 << PTSHARE_AGENT_SPARES) - 1))) {
+				r.error = EBADF;
+				break;
+			}
 			child = fork();
 			if (child < 0) {
 				r.error = errno;
 				break;
 			}
+			/*
+			 * The child takes over spare channel arg and keeps the spares of the
+			 * mask for children of its own; the parent lives on with the others.
+			 * Only one process may hold a channel's agent ends: a death must
+			 * read as EOF.
+			 */
+			for (int i = 0; i < PTSHARE_AGENT_SPARES; i++) {
+				int hers = i == c.arg || (c.flags & (1 << i));
+
+				if (spare_cmd[i] < 0 || (child == 0) == hers)
+					continue;
+				close(spare_cmd[i]);
+				close(spare_reply[i]);
+				spare_cmd[i] = spare_reply[i] = -1;
+			}
 			if (child == 0) {
-				/* The child takes over the spare channel; its parent lives on. */
 				close(cmd_fd);
 				close(reply_fd);
-				cmd_fd = p->spare_command_read_fd;
-				reply_fd = p->spare_reply_write_fd;
+				cmd_fd = spare_cmd[c.arg];
+				reply_fd = spare_reply[c.arg];
+				spare_cmd[c.arg] = spare_reply[c.arg] = -1;
 				if (child_setup(0) != 0)
 					_exit(2);
 				r.pid = (int32_t)getpid();
@@ -458,9 +484,6 @@ void ptshare_agent_main(const struct ptshare_agent_plan *p)
 					_exit(3);
 				continue;
 			}
-			/* Only the child answers there: its death must read as EOF. */
-			close(p->spare_command_read_fd);
-			close(p->spare_reply_write_fd);
 			r.value = (uint64_t)child;
 			break;
 		case PTSHARE_AGENT_EXIT:

@@ -112,6 +112,25 @@ struct SharedPTTests {
         #expect(text.contains("(still sp: not unshared)") || text.contains("(no sp: not sharing) -- FAILED"), "\(text)")
     }
 
+    /// sharedpt.anon.fork_inherit on plain anonymous shared memory: three children and a
+    /// grandchild (a spare channel handed down a generation) read and write the one mapping,
+    /// one child exits, and every data check passes; only the `sp` checks fail, since nothing
+    /// shares tables here.
+    @Test func anonymousForkFamilyRunsOnPlainSharedMemory() throws {
+        let name = "sharedpt.anon.fork_inherit"
+        let r = try result(name, plain(name))
+        let text = r.diagnostics.joined(separator: "\n")
+        #expect(r.status == .fail, "\(text)")
+        let failed = r.diagnostics.filter { $0.hasSuffix("-- FAILED") }
+        #expect(failed.count == 5 && failed.allSatisfy { $0.contains("(no sp: not sharing)") }, "\(text)")
+        for line in [
+            "child 1 forked grandchild 4", "sharer 4 reads 8M", "sharer 4 writes 8M (seed 0x2000): ok",
+            "sharer 0 reads 8M at", "child 3 exited",
+        ] {
+            #expect(text.contains(line), "\(line)\n\(text)")
+        }
+    }
+
     /// Advice refusals prove something only where a plain mapping takes the advice: on plain
     /// mappings each such test fails (the advice was taken) or, where this kernel refuses the
     /// advice anyway (no KSM, no shmem THP collapse), ends as SKIP saying so. Never a pass.

@@ -150,7 +150,9 @@ enum ptshare_agent_op {
 	PTSHARE_AGENT_MREMAP = 9,     /* mremap(addr, length, offset=new length, arg=flags) -> value: address */
 	PTSHARE_AGENT_MLOCK = 10,     /* arg 0: mlock(addr, length); else mlock2(addr, length, arg) */
 	PTSHARE_AGENT_MADVISE = 11,   /* madvise(addr, length, arg=advice) */
-	PTSHARE_AGENT_FORK = 12,      /* fork; the child answers on the spare channel. value: child pid */
+	PTSHARE_AGENT_FORK = 12,      /* fork; the child answers on spare channel arg and keeps the
+	                               * spares in the bit mask flags, which the parent closes with
+	                               * spare arg. value: child pid */
 	PTSHARE_AGENT_EXIT = 13,      /* _exit(0), no answer */
 	/* 20-39: the semantics tests' rarer calls */
 	PTSHARE_AGENT_MLOCKALL = 20,  /* arg 0: munlockall(); else mlockall(arg) */
@@ -196,13 +198,18 @@ struct ptshare_agent_reply {
 	uint64_t found;
 };
 
+/* Spare channels a sharer can hold: one per fork child (or grandchild) it is to have. */
+#define PTSHARE_AGENT_SPARES 6
+
 struct ptshare_agent_plan {
 	int32_t driver_pid;
 	int32_t command_read_fd;
 	int32_t reply_write_fd;
-	int32_t spare_command_read_fd; /* the channel a forked child of this sharer takes over */
-	int32_t spare_reply_write_fd;
-	int32_t close_fds[4];          /* the driver's ends of both channels */
+	/* The channels forked children of this sharer take over, -1 where none. */
+	int32_t spare_command_read_fd[PTSHARE_AGENT_SPARES];
+	int32_t spare_reply_write_fd[PTSHARE_AGENT_SPARES];
+	/* The driver's ends of every channel, -1 where none. */
+	int32_t close_fds[2 + 2 * PTSHARE_AGENT_SPARES];
 };
 
 __attribute__((noreturn))

@@ -8,6 +8,9 @@ extension Suite {
         ("sharedpt.memfd.savings", sharedPTMemfdSavings),
         ("sharedpt.memfd.tables", sharedPTMemfdTables),
         ("sharedpt.tmpfs.savings", sharedPTTmpfsSavings),
+        ("sharedpt.anon.savings", sharedPTAnonSavings),
+        ("sharedpt.anon.tables", sharedPTAnonTables),
+        ("sharedpt.anon.fork_inherit", SharedPTSemantics.anonForkInherit),
         ("sharedpt.semantics.coherence", SharedPTSemantics.coherence),
         ("sharedpt.semantics.munmap_isolation", SharedPTSemantics.munmapIsolation),
         ("sharedpt.semantics.creator_exit", SharedPTSemantics.creatorExit),
@@ -268,10 +271,10 @@ final class SharedPTFixture {
         Sys.close(fd)
     }
 
-    func spawn(_ count: Int) throws(SharedPTError) -> [Sharer] {
+    func spawn(_ count: Int, spares: Int = 1) throws(SharedPTError) -> [Sharer] {
         var out: [Sharer] = []
         for _ in 0..<count {
-            let s = try Sharer.spawn()
+            let s = try Sharer.spawn(spares: spares)
             sharers.append(s)
             out.append(s)
         }

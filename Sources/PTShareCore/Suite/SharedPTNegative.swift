@@ -123,11 +123,20 @@ enum SharedPTNegative {
         }
     }
 
+    /// Anonymous shared memory takes the flag (sharedpt.anon.*), under the same alignment rules:
+    /// a length off the 2 MiB grid is EINVAL. Plain MAP_SHARED and MAP_PRIVATE ignore the bit.
+    /// The validated case's control is plain MAP_SHARED: MAP_SHARED_VALIDATE | MAP_ANONYMOUS
+    /// without the flag is EINVAL on every kernel.
     static func anonymous(_ o: SuiteOptions) -> KTAPResult {
-        // MAP_SHARED only (the bit ignored): MAP_SHARED_VALIDATE | MAP_ANONYMOUS is EINVAL on
-        // every kernel, so that form proves nothing about the flag.
         run("sharedpt.negative.anonymous", o) { _, flag in
-            [Case(what: "MAP_ANONYMOUS, MAP_SHARED", flags: MAP_SHARED | MAP_ANONYMOUS | flag, fd: -1)]
+            let anon = MAP_ANONYMOUS | flag
+            return [
+                Case(what: "MAP_ANONYMOUS, MAP_SHARED", flags: MAP_SHARED | anon, fd: -1),
+                Case(what: "MAP_ANONYMOUS, MAP_PRIVATE", flags: MAP_PRIVATE | anon, fd: -1),
+                Case(
+                    what: "MAP_ANONYMOUS, MAP_SHARED_VALIDATE, length 2M + 4K", length: chunk + Geometry.page,
+                    flags: ptshare_MAP_SHARED_VALIDATE | anon, fd: -1, controlFlags: MAP_SHARED | MAP_ANONYMOUS),
+            ]
         }
     }
 

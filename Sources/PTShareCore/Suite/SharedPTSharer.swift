@@ -60,52 +60,78 @@ final class Sharer {
     let isChild: Bool
     private var command: Int32
     private var reply: Int32
-    /// The driver's ends of the channel a fork child of this sharer takes over.
-    private var spare: (command: Int32, reply: Int32)?
+    /// The driver's ends of the channels fork children of this sharer take over, by the index
+    /// the agent knows them by.
+    private var spares: [Int: (command: Int32, reply: Int32)]
     private(set) var alive = true
     /// The wait status once reaped (only for our own children).
     private var lastStatus: Int32?
     /// Under TCG a walk over a few MiB takes seconds; a hung kernel takes forever.
     static let timeoutSeconds = 120
 
-    private init(pid: pid_t, isChild: Bool, command: Int32, reply: Int32, spare: (command: Int32, reply: Int32)?) {
+    private init(
+        pid: pid_t, isChild: Bool, command: Int32, reply: Int32, spares: [Int: (command: Int32, reply: Int32)]
+    ) {
         self.pid = pid
         self.isChild = isChild
         self.command = command
         self.reply = reply
-        self.spare = spare
+        self.spares = spares
     }
 
     deinit { kill() }
 
-    static func spawn() throws(SharedPTError) -> Sharer {
-        let c: (read: Int32, write: Int32)
-        let r: (read: Int32, write: Int32)
-        let sc: (read: Int32, write: Int32)
-        let sr: (read: Int32, write: Int32)
+    /// A new sharer with `spares` channels for fork children of its own (and theirs): at most
+    /// PTSHARE_AGENT_SPARES; each costs the driver two pipes for the sharer's lifetime.
+    static func spawn(spares count: Int = 1) throws(SharedPTError) -> Sharer {
+        precondition(count >= 0 && count <= Int(PTSHARE_AGENT_SPARES), "spares: 0...\(PTSHARE_AGENT_SPARES)")
+        // Channel 0 is the sharer's own; 1... are the spares. Each: a command pipe and a reply pipe.
+        var pipes: [(command: (read: Int32, write: Int32), reply: (read: Int32, write: Int32))] = []
+        func closeAll() {
+            for p in pipes {
+                for fd in [p.command.read, p.command.write, p.reply.read, p.reply.write] { Sys.close(fd) }
+            }
+        }
         do {
-            c = try Sys.pipe()
-            r = try Sys.pipe()
-            sc = try Sys.pipe()
-            sr = try Sys.pipe()
-        } catch { throw .system(error) }
+            for _ in 0...count { pipes.append((try Sys.pipe(), try Sys.pipe())) }
+        } catch {
+            closeAll()
+            throw .system(error)
+        }
         let plan = UnsafeMutablePointer<ptshare_agent_plan>.allocate(capacity: 1)
         defer { plan.deallocate() }
         plan.initialize(to: ptshare_agent_plan())
         plan.pointee.driver_pid = getpid()
-        plan.pointee.command_read_fd = c.read
-        plan.pointee.reply_write_fd = r.write
-        plan.pointee.spare_command_read_fd = sc.read
-        plan.pointee.spare_reply_write_fd = sr.write
-        plan.pointee.close_fds = (c.write, r.read, sc.write, sr.read)
+        plan.pointee.command_read_fd = pipes[0].command.read
+        plan.pointee.reply_write_fd = pipes[0].reply.write
+        let slots = Int(PTSHARE_AGENT_SPARES)
+        withUnsafeMutableBytes(of: &plan.pointee.spare_command_read_fd) { b in
+            for i in 0..<slots {
+                b.storeBytes(of: i < count ? pipes[i + 1].command.read : -1, toByteOffset: i * 4, as: Int32.self)
+            }
+        }
+        withUnsafeMutableBytes(of: &plan.pointee.spare_reply_write_fd) { b in
+            for i in 0..<slots {
+                b.storeBytes(of: i < count ? pipes[i + 1].reply.write : -1, toByteOffset: i * 4, as: Int32.self)
+            }
+        }
+        withUnsafeMutableBytes(of: &plan.pointee.close_fds) { b in
+            for i in 0..<(slots + 1) {
+                b.storeBytes(of: i <= count ? pipes[i].command.write : -1, toByteOffset: 8 * i, as: Int32.self)
+                b.storeBytes(of: i <= count ? pipes[i].reply.read : -1, toByteOffset: 8 * i + 4, as: Int32.self)
+            }
+        }
         let pid: pid_t
         do { pid = try Sys.fork() } catch {
-            for fd in [c.read, c.write, r.read, r.write, sc.read, sc.write, sr.read, sr.write] { Sys.close(fd) }
+            closeAll()
             throw .system(error)
         }
         if pid == 0 { ptshare_agent_main(plan) }
-        for fd in [c.read, r.write, sc.read, sr.write] { Sys.close(fd) }
-        return Sharer(pid: pid, isChild: true, command: c.write, reply: r.read, spare: (sc.write, sr.read))
+        for p in pipes { for fd in [p.command.read, p.reply.write] { Sys.close(fd) } }
+        var spares: [Int: (command: Int32, reply: Int32)] = [:]
+        for i in 0..<count { spares[i] = (pipes[i + 1].command.write, pipes[i + 1].reply.read) }
+        return Sharer(
+            pid: pid, isChild: true, command: pipes[0].command.write, reply: pipes[0].reply.read, spares: spares)
     }
 
     /// Sends one command and waits for its answer.
@@ -186,22 +212,31 @@ final class Sharer {
         return SharerReply(got.withUnsafeBytes { $0.loadUnaligned(as: ptshare_agent_reply.self) })
     }
 
-    /// Forks this sharer; the child shares the parent's mappings and takes over the spare channel.
-    func fork() throws(SharedPTError) -> Sharer {
-        guard let s = spare else {
-            throw .system(SystemCallError("fork", errno: EBUSY, value: "sharer \(pid) already forked once"))
+    /// Forks this sharer; the child shares the parent's mappings and takes over the lowest spare
+    /// channel left; the spares `handing` (indices from `spareIndices`) go with it, for children
+    /// of its own.
+    func fork(handing: [Int] = []) throws(SharedPTError) -> Sharer {
+        guard let k = spares.keys.filter({ !handing.contains($0) }).min() else {
+            throw .system(SystemCallError("fork", errno: EBUSY, value: "sharer \(pid) has no spare channel left"))
         }
-        let r = try call(PTSHARE_AGENT_FORK)
-        spare = nil
+        guard handing.allSatisfy({ spares[$0] != nil }) else {
+            throw .system(SystemCallError("fork", errno: EBADF, value: "sharer \(pid) does not hold spares \(handing)"))
+        }
+        let mask = handing.reduce(Int32(0)) { $0 | Int32(1) << $1 }
+        let r = try call(PTSHARE_AGENT_FORK, arg: Int32(k), flags: mask)
         guard r.error == 0 else {
-            Sys.close(s.command)
-            Sys.close(s.reply)
             throw .system(SystemCallError("fork", errno: r.error, value: "in sharer \(pid)"))
         }
-        let child = Sharer(pid: pid_t(r.value), isChild: false, command: s.command, reply: s.reply, spare: nil)
+        let s = spares.removeValue(forKey: k)!
+        var theirs: [Int: (command: Int32, reply: Int32)] = [:]
+        for h in handing { theirs[h] = spares.removeValue(forKey: h) }
+        let child = Sharer(pid: pid_t(r.value), isChild: false, command: s.command, reply: s.reply, spares: theirs)
         _ = try child.answer("fork (the child's first answer)", on: s.reply)
         return child
     }
+
+    /// The spare channels this sharer still holds.
+    var spareIndices: [Int] { spares.keys.sorted() }
 
     /// Asks the sharer to exit and waits until it has (EOF on its replies, and reaped when ours).
     func exit() throws(SharedPTError) { try end(PTSHARE_AGENT_EXIT) }
@@ -265,11 +300,11 @@ final class Sharer {
             command = -1
             reply = -1
         }
-        if let s = spare {
+        for s in spares.values {
             Sys.close(s.command)
             Sys.close(s.reply)
-            spare = nil
         }
+        spares = [:]
     }
 
     static func opName(_ op: ptshare_agent_op) -> String {
