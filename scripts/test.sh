@@ -138,9 +138,10 @@ debug_tests=(--stress-seconds 30 --test sharedpt.stress --test sharedpt.hint_rou
 semantics=$(grep -oE '"sharedpt\.(semantics|unshare|accounting|thp|reclaim|memcg|oom|migrate|memory_failure|numa|pressure)\.[a-z_]*"' Sources/PTShareCore/Suite/SharedPT.swift | tr -d '"')
 [ -n "$semantics" ] || { echo "scripts/test.sh: error: no sharedpt.semantics.* test found in SharedPT.swift" >&2; exit 1; }
 for t in $semantics; do debug_tests+=(--test "$t"); done
-# The series' own kselftest, and every exit path of a shared table under DEBUG_VM and
-# PAGE_TABLE_CHECK.
-debug_tests+=(--test sharedpt.kselftest --test sharedpt.teardown.no_leak)
+# The series' own kselftest, every exit path of a shared table under DEBUG_VM and
+# PAGE_TABLE_CHECK, and anonymous shared tables through fork (attach by children and a
+# grandchild, an exit among them).
+debug_tests+=(--test sharedpt.kselftest --test sharedpt.teardown.no_leak --test sharedpt.anon.fork_inherit)
 # Each flavour: the kernel build as its own step (cold 19-25 min on 2 cores; cached instantly),
 # then the suite in QEMU on it. CI builds two kernels, patched and patched-debug: the stock
 # path runs on the patched kernel with an unused flag value (vm-suite.sh unflagged), since a
