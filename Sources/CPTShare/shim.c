@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -79,6 +80,20 @@ int ptshare_statfs(const char *path, long *type, uint64_t *block_size)
 	*type = (long)s.f_type;
 	*block_size = (uint64_t)s.f_bsize;
 	return 0;
+}
+
+int ptshare_statx_dax(int fd)
+{
+	struct statx x;
+
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &x) != 0)
+		return -1;
+	/* Kernels before 5.8 leave the attribute unsupported: the question has no answer there. */
+	if (!(x.stx_attributes_mask & STATX_ATTR_DAX)) {
+		errno = EOPNOTSUPP;
+		return -1;
+	}
+	return (x.stx_attributes & STATX_ATTR_DAX) ? 1 : 0;
 }
 
 int ptshare_probe_ioctl_query(int fd, struct ptshare_probe_query *q)

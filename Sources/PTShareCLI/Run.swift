@@ -10,7 +10,9 @@ extension PTShare {
                 could not complete (the message says why), 128+N interrupted by signal N.
                 """)
 
-        @Option(help: "What backs the mapping: memfd, tmpfs, hugetlbfs, anon-shared (dax: not yet).")
+        @Option(
+            help: "What backs the mapping: memfd, tmpfs, hugetlbfs, anon-shared, dax (a file on a -o dax=always mount)."
+        )
         public var backing: Backing = .memfd
 
         @Option(help: "Directory for file backings (tmpfs default /dev/shm, hugetlbfs default the first mount).")

@@ -74,10 +74,11 @@ private let environmentIsClean = FlagOptions.environment().isEmpty
     }
 
     @Test func dax() {
+        // Which DAX mount, and whether the file is DAX, are preflight questions (BackingFile).
+        #expect(parseMessage(["run", "--backing", "dax", "--path", "/mnt/pmem"]) == nil)
         #expect(
-            parseMessage(["run", "--backing", "dax"])
-                == "--backing dax: not supported by this version of ptshare yet (fs-dax mappings come with the DAX issue)"
-        )
+            parseMessage(["run", "--backing", "memfd", "--path", "/mnt/pmem"])
+                == "--path is for file backings (tmpfs, hugetlbfs, dax), not --backing memfd")
     }
 
     @Test func unknownBacking() throws {
@@ -118,7 +119,7 @@ private let environmentIsClean = FlagOptions.environment().isEmpty
     @Test func pathWithMemfd() {
         #expect(
             parseMessage(["run", "--backing", "memfd", "--path", "/tmp"])
-                == "--path is for file backings (tmpfs, hugetlbfs), not --backing memfd")
+                == "--path is for file backings (tmpfs, hugetlbfs, dax), not --backing memfd")
     }
 
     @Test func scenarioErrorsComeFirst() {

@@ -311,7 +311,7 @@ private let secondGiB: UInt64 = base + pmdSpan
                     level: "pte", spans: 32, alreadyPresent: 0, perWorkerPages: 30, sharedPages: 0, distinctTables: 1920
                 ))
         #expect(r.expectedPageTableBytes == 7_864_320)
-        #expect(r.reason.contains("4M PMD-mapped by THP (no PTE table)"))
+        #expect(r.reason.contains("4M PMD-mapped (THP or DAX leaves: no PTE table)"))
     }
 
     /// (j) MAP_SHARED_PT with a file offset not a multiple of 2 MiB: no PTE table can be shared.

@@ -307,24 +307,19 @@ private func invalidMessage(_ s: String) -> String { "invalid size '" + s + inva
         #expect(message(base(tolerance: .nan)) == "--tolerance nan: must be between 0 and 1 (0.10 = 10 %)")
     }
 
+    /// A DAX file is valid here; which mount and whether the file is DAX are preflight's.
     @Test func dax() {
-        #expect(
-            message(base(backing: .dax))
-                == "--backing dax: not supported by this version of ptshare yet (fs-dax mappings come with the DAX issue)"
-        )
-        #expect(
-            message(base(backing: .dax, path: "/mnt/pmem"))
-                == "--backing dax: not supported by this version of ptshare yet (fs-dax mappings come with the DAX issue)"
-        )
+        #expect(message(base(backing: .dax)) == nil)
+        #expect(message(base(backing: .dax, path: "/mnt/pmem")) == nil)
     }
 
     @Test func pathWithoutFileBacking() {
         #expect(
             message(base(backing: .memfd, path: "/tmp"))
-                == "--path is for file backings (tmpfs, hugetlbfs), not --backing memfd")
+                == "--path is for file backings (tmpfs, hugetlbfs, dax), not --backing memfd")
         #expect(
             message(base(backing: .anonShared, path: "/tmp"))
-                == "--path is for file backings (tmpfs, hugetlbfs), not --backing anon-shared")
+                == "--path is for file backings (tmpfs, hugetlbfs, dax), not --backing anon-shared")
     }
 
     @Test func sharedPTNeedsPMDMultipleSize() {

@@ -31,9 +31,10 @@ import Testing
         #expect(
             Suite.testNames == [
                 "probe.map_shared_pt", "memfd.baseline.model", "hugetlb.pmd_share.savings", "control.overhead",
-                "tables.memfd.baseline.distinct", "tables.hugetlb.pmd_shared", "kmod.badinput",
+                "tables.memfd.baseline.distinct", "tables.hugetlb.pmd_shared", "dax.baseline.model", "kmod.badinput",
                 "numa.pagetables.per_node",
                 "sharedpt.memfd.savings", "sharedpt.memfd.tables", "sharedpt.tmpfs.savings",
+                "sharedpt.anon.savings", "sharedpt.anon.tables", "sharedpt.anon.fork_inherit",
                 "sharedpt.semantics.coherence", "sharedpt.semantics.munmap_isolation",
                 "sharedpt.semantics.creator_exit",
                 "sharedpt.semantics.fork", "sharedpt.semantics.truncate", "sharedpt.semantics.holepunch",

@@ -27,6 +27,9 @@ int ptshare_nproc_limit(uint64_t *soft);
 int ptshare_fallocate(int fd, int mode, int64_t offset, int64_t len);
 /* struct statfs and statfs() share a name, which Swift cannot import unambiguously. */
 int ptshare_statfs(const char *path, long *type, uint64_t *block_size);
+/* statx(fd) STATX_ATTR_DAX: 1 when the file is accessed by DAX, 0 when not, -1 with errno
+ * (EOPNOTSUPP where the kernel does not report the attribute). */
+int ptshare_statx_dax(int fd);
 
 /* ioctl is variadic, which Swift cannot call. */
 int ptshare_probe_ioctl_query(int fd, struct ptshare_probe_query *q);

@@ -165,7 +165,9 @@ public enum PageTableModel {
             }
             parts.append(p)
         }
-        if m.pmdMappedBytes > 0 { parts.append("\(ByteSize(m.pmdMappedBytes)) PMD-mapped by THP (no PTE table)") }
+        if m.pmdMappedBytes > 0 {
+            parts.append("\(ByteSize(m.pmdMappedBytes)) PMD-mapped (THP or DAX leaves: no PTE table)")
+        }
         return "\(leaf) leaves at \(hex(m.address)), \(ByteSize(m.size)): " + parts.joined(separator: "; ")
             + "; × \(m.workers) worker(s) = \(ByteSize.human(expected))"
     }

@@ -37,6 +37,25 @@ public struct BackingFile {
                 )
             }
             return (m.mountPoint, m)
+        case .dax:
+            // dax=always (or the old bare `dax`): every regular file is DAX. dax=inode leaves it
+            // to a per-file flag, so create() checks the file itself either way.
+            let isDAX = { (m: MountEntry) in m.option("dax").map { $0 == "" || $0 == "always" } ?? false }
+            if let dir = path {
+                guard let m = Mounts.mountPoint(containing: dir, in: mounts), isDAX(m) else {
+                    throw .preflight(
+                        "--path \(dir): not on a file system mounted -o dax=always (e.g. mount -t ext4 -o dax=always /dev/pmem0 \(dir))"
+                    )
+                }
+                return (dir, m)
+            }
+            guard let m = mounts.first(where: isDAX) else {
+                throw .preflight(
+                    "--backing dax: no file system is mounted -o dax=always; mount one on a pmem device "
+                        + "(mkfs.ext4 /dev/pmem0 && mount -o dax=always /dev/pmem0 /mnt/pmem; ptshare vm --pmem does) or pass --path"
+                )
+            }
+            return (m.mountPoint, m)
         default:
             throw .preflight("--backing \(backing.rawValue) has no directory")
         }
@@ -81,7 +100,9 @@ public struct BackingFile {
             try checkHugePages(pool: pool, pageSize: leaf, size: s.size)
             return Plan(directory: dir, leafSize: leaf, hugepagePool: pool)
         case .dax:
-            throw .preflight("--backing dax: not supported by this version of ptshare yet")
+            return Plan(
+                directory: try directory(for: .dax, path: s.path, mounts: mounts).0, leafSize: Geometry.page,
+                hugepagePool: nil)
         }
     }
 
@@ -110,7 +131,24 @@ public struct BackingFile {
                     throw error
                 }
                 return f
-            case .anonShared, .dax:
+            case .dax:
+                let path = (plan.directory ?? "") + "/ptshare.\(getpid()).data"
+                let fd = try Sys.open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC)
+                let f = BackingFile(fd: fd, name: path, leafSize: plan.leafSize, hugepagePool: nil)
+                do throws(SystemCallError) {
+                    try Sys.unlink(path)
+                    guard try Sys.isDAX(fd, path: path) else {
+                        throw SystemCallError(
+                            "statx", errno: EOPNOTSUPP, path: path, value: "STATX_ATTR_DAX clear: not a DAX file")
+                    }
+                    try f.fill(s.size)
+                    try f.writeZeroes(s.size)
+                } catch {
+                    f.close()
+                    throw error
+                }
+                return f
+            case .anonShared:
                 return BackingFile(fd: -1, name: "anonymous", leafSize: plan.leafSize, hugepagePool: nil)
             }
         } catch { throw .system(error) }
@@ -119,6 +157,19 @@ public struct BackingFile {
     func fill(_ size: UInt64) throws(SystemCallError) {
         try Sys.ftruncate(fd, size, path: name)
         try Sys.fallocate(fd, offset: 0, length: size, path: name)
+    }
+
+    /// Writes zeroes over a fallocated DAX file: fallocate leaves unwritten extents, which the
+    /// first fault of each block would zero and convert (a journal transaction per fault).
+    /// Written, the faults only install entries, as for the other backings.
+    func writeZeroes(_ size: UInt64) throws(SystemCallError) {
+        let block = [UInt8](repeating: 0, count: 1 << 20)
+        var done: UInt64 = 0
+        while done < size {
+            let n = Int(min(UInt64(block.count), size - done))
+            try Sys.write(fd, n == block.count ? block : Array(block.prefix(n)), path: name)
+            done += UInt64(n)
+        }
     }
 
     static func checkHugePages(pool: String, pageSize: UInt64, size: UInt64) throws(RunError) {

@@ -207,6 +207,15 @@ public enum Runner {
                         : "not loaded (no \(TableProbe.directory)/version); load kmod/ptshare_probe (insmod ptshare_probe.ko) and mount debugfs")
                     + ", or use --tables auto")
         }
+        if s.backing == .dax && k.tablesVersion == nil {
+            // No /proc file counts a DAX page (smaps and pagemap skip device pages), so whether
+            // the kernel mapped a chunk by a PMD leaf, needing no PTE table, shows only in the
+            // census; without it the model could not be given the kernel's choice.
+            throw .preflight(
+                "--backing dax: the model needs the table census to tell the kernel's 2 MiB PMD leaves from PTE "
+                    + "tables (no /proc file counts DAX pages); load kmod/ptshare_probe"
+                    + (o.tables == .off ? " and drop --tables off" : (k.tablesNote.map { " (\($0))" } ?? "")))
+        }
         return k
     }
 
@@ -340,10 +349,21 @@ public enum Runner {
         m.afterTeardown = try Point.take(nodes: m.nodes, window: Sampler.baseWindow, limitMs: Sampler.baseLimitMs)
     }
 
+    /// What one worker maps by PMD leaves, which need no PTE table: THP's from smaps
+    /// (ShmemPmdMapped, FilePmdMapped of the sampled workers' mapping); DAX's, which smaps does
+    /// not count, from the census's PMD leaves over all workers, per worker.
+    static func pmdMappedBytes(_ s: Scenario, _ m: Measurements) -> UInt64 {
+        if s.backing == .dax {
+            guard let c = m.tableCounts, s.workers > 0 else { return 0 }
+            return UInt64(c.pmdLeaves / s.workers) * Geometry.pmdSize
+        }
+        return (m.smaps?.range["ShmemPmdMapped"] ?? 0) + (m.smaps?.range["FilePmdMapped"] ?? 0)
+    }
+
     static func modelOf(_ s: Scenario, _ backing: BackingFile, _ m: Measurements, pmdSharing: KernelFacts.PMDSharing?)
         -> ModelResult
     {
-        let pmdMapped = (m.smaps?.range["ShmemPmdMapped"] ?? 0) + (m.smaps?.range["FilePmdMapped"] ?? 0)
+        let pmdMapped = pmdMappedBytes(s, m)
         let input = ModelInput(
             workers: s.workers, address: m.mapAddress, size: s.size, fileOffset: 0, leafSize: backing.leafSize,
             touched: s.touch.faultsIn, share: s.share, hugetlbPMDSharing: pmdSharing?.enabled ?? false,
@@ -444,7 +464,7 @@ public enum Runner {
             },
             smaps: m.smaps,
             teardownLeakBytes: leak.leakBytes, teardownNoiseBytes: o.teardownNoiseBytes, numaMaps: m.numaMaps)
-        let pmdMapped = (m.smaps?.range["ShmemPmdMapped"] ?? 0) + (m.smaps?.range["FilePmdMapped"] ?? 0)
+        let pmdMapped = pmdMappedBytes(s, m)
         let seconds = { (a: UInt64, b: UInt64) in Double(b - a) / 1e9 }
         let t = m.times
         return RunReport(

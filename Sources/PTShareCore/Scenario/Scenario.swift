@@ -8,8 +8,9 @@ public enum Backing: String, Sendable, CaseIterable, Codable {
     case hugetlbfs
     /// mmap(MAP_SHARED | MAP_ANONYMOUS) in the driver, inherited by the workers over fork.
     case anonShared = "anon-shared"
-    /// A file on a file system mounted with -o dax (fs-dax on pmem). Recognised so that
-    /// reports and probes can name it; `run` refuses it until DAX support lands.
+    /// A file on a file system mounted -o dax=always (fs-dax on pmem): the workers map the
+    /// device's pages directly, with 4 KiB PTE leaves or, where file extent and address allow,
+    /// 2 MiB PMD leaves (no PTE table), which only the probe module's census can tell apart.
     case dax
 
     public var isFile: Bool { self == .tmpfs || self == .hugetlbfs || self == .dax }
@@ -181,12 +182,9 @@ public struct Scenario: Sendable, Equatable {
         guard tolerance > 0 && tolerance < 1 else {
             throw ValidationMessage("--tolerance \(tolerance): must be between 0 and 1 (0.10 = 10 %)")
         }
-        if backing == .dax {
-            throw ValidationMessage(
-                "--backing dax: not supported by this version of ptshare yet (fs-dax mappings come with the DAX issue)")
-        }
         if path != nil && !backing.isFile {
-            throw ValidationMessage("--path is for file backings (tmpfs, hugetlbfs), not --backing \(backing.rawValue)")
+            throw ValidationMessage(
+                "--path is for file backings (tmpfs, hugetlbfs, dax), not --backing \(backing.rawValue)")
         }
         if share == .pt {
             guard size % Geometry.pmdSize == 0 else {

@@ -88,6 +88,7 @@ public enum Suite {
             ("control.overhead", controlOverhead),
             ("tables.memfd.baseline.distinct", tablesMemfd),
             ("tables.hugetlb.pmd_shared", tablesHugetlb),
+            ("dax.baseline.model", daxBaseline),
             ("kmod.badinput", kmodBadInput),
             ("numa.pagetables.per_node", numaPageTablesPerNode),
         ] + sharedPTTests

@@ -199,6 +199,12 @@ public enum Sys {
         return (type, bsize)
     }
 
+    /// Whether the file is accessed by DAX (statx STATX_ATTR_DAX); EOPNOTSUPP where the kernel
+    /// does not report the attribute (before 5.8).
+    public static func isDAX(_ fd: Int32, path: String) throws(SystemCallError) -> Bool {
+        try check(ptshare_statx_dax(fd), "statx(STATX_ATTR_DAX)", path: path) == 1
+    }
+
     public static func uname() throws(SystemCallError) -> (release: String, machine: String) {
         var u = utsname()
         _ = try check(Glibc.uname(&u), "uname")
