@@ -82,6 +82,15 @@ int ptshare_statfs(const char *path, long *type, uint64_t *block_size)
 	return 0;
 }
 
+int ptshare_thp_disable(int on)
+{
+	int was = prctl(PR_GET_THP_DISABLE, 0UL, 0UL, 0UL, 0UL);
+
+	if (was < 0 || prctl(PR_SET_THP_DISABLE, (unsigned long)!!on, 0UL, 0UL, 0UL) != 0)
+		return -1;
+	return was;
+}
+
 int ptshare_statx_dax(int fd)
 {
 	struct statx x;

@@ -15,7 +15,9 @@ extension PTShare {
         )
         public var backing: Backing = .memfd
 
-        @Option(help: "Directory for file backings (tmpfs default /dev/shm, hugetlbfs default the first mount).")
+        @Option(
+            help:
+                "Directory for file backings (tmpfs default /dev/shm, hugetlbfs and dax default the first such mount).")
         public var path: String?
 
         @Option(help: "Mapping size: bytes, or with a K, M, G, T suffix (binary units).")
@@ -39,6 +41,12 @@ extension PTShare {
                 "auto (kernel chooses), same (one aligned address for all, MAP_FIXED_NOREPLACE), same+2M (moved by a skew), or 0xADDRESS."
         )
         public var address: String = "auto"
+
+        @Flag(
+            help:
+                "prctl(PR_SET_THP_DISABLE) for the workers: no PMD leaf (THP or DAX), every chunk PTE-mapped, as where no huge page or 2 MiB-aligned extent can be had."
+        )
+        public var thpDisable = false
 
         @Option(help: "Allowed relative deviation from the model (0.10 = 10 %).")
         public var tolerance: Double = 0.10
@@ -94,7 +102,7 @@ extension PTShare {
             }
             var s = Scenario(
                 backing: backing, path: path, size: bytes, workers: workers, share: share, touch: touch, address: addr,
-                mapSharedPTValue: try flag.resolve(), tolerance: tolerance)
+                mapSharedPTValue: try flag.resolve(), tolerance: tolerance, thpDisabled: thpDisable)
             do { try s.validate() } catch { throw ValidationError(error.description) }
             // Last: the node lists are read against the machine, the rest needs none.
             s.placement = try placement()

@@ -111,6 +111,22 @@ private func failedLines(_ r: KTAPResult) -> [String] { r.diagnostics.filter { $
             ])
     }
 
+    /// DAX pages are in no RSS: a DAX run's smaps shows Rss 0 for the range, and that passes;
+    /// the page cache's full Rss would not be DAX's.
+    @Test func daxExpectsNoRss() {
+        let dax = Scenario(backing: .dax, size: 256 << 20, workers: 100, share: .pt, address: .same)
+        var zero = shared
+        zero.measured.smaps?.range["Rss"] = 0
+        let r = Suite.judgeSharedPTSavings(name, o, dax, baseline: baseline, shared: zero, unsaved: [])
+        #expect(r.status == .pass, "\(r.diagnostics)")
+        #expect(
+            r.diagnostics.last
+                == "\(name): smaps of the range: VmFlags rd wr sh mr mw me ms sp (has sp), Rss 0 of 256M (DAX pages are in no RSS)"
+        )
+        let full = Suite.judgeSharedPTSavings(name, o, dax, baseline: baseline, shared: shared, unsaved: [])
+        #expect(full.status == .fail)
+    }
+
     @Test func failsWhenSavingsAreBelowTheMinimum() {
         // A tenth of the unshared tables: 90 % saved, 95 % required.
         let r = judge(shared: report(share: .pt, attributed: 5_283_840))

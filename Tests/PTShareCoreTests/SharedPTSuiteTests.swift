@@ -41,7 +41,7 @@ import Testing
 
     @Test func everySharedPTTestIsRegisteredOnce() {
         let names = Suite.sharedPTTests.map(\.name)
-        #expect(names.count == 56)
+        #expect(names.count == 60)
         #expect(names.allSatisfy { $0.hasPrefix("sharedpt.") })
         #expect(Array(Suite.testNames.suffix(names.count)) == names)
     }

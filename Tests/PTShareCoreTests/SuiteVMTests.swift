@@ -35,6 +35,7 @@ import Testing
                 "numa.pagetables.per_node",
                 "sharedpt.memfd.savings", "sharedpt.memfd.tables", "sharedpt.tmpfs.savings",
                 "sharedpt.anon.savings", "sharedpt.anon.tables", "sharedpt.anon.fork_inherit",
+                "sharedpt.dax.savings", "sharedpt.dax.tables", "sharedpt.dax.coherence", "sharedpt.dax.truncate",
                 "sharedpt.semantics.coherence", "sharedpt.semantics.munmap_isolation",
                 "sharedpt.semantics.creator_exit",
                 "sharedpt.semantics.fork", "sharedpt.semantics.truncate", "sharedpt.semantics.holepunch",

@@ -30,6 +30,9 @@ int ptshare_statfs(const char *path, long *type, uint64_t *block_size);
 /* statx(fd) STATX_ATTR_DAX: 1 when the file is accessed by DAX, 0 when not, -1 with errno
  * (EOPNOTSUPP where the kernel does not report the attribute). */
 int ptshare_statx_dax(int fd);
+/* prctl(PR_SET_THP_DISABLE, on) for this process and the children it forks after; returns the
+ * setting before (0 or 1), or -1 with errno. */
+int ptshare_thp_disable(int on);
 
 /* ioctl is variadic, which Swift cannot call. */
 int ptshare_probe_ioctl_query(int fd, struct ptshare_probe_query *q);

@@ -78,6 +78,9 @@ public struct RunReport: Sendable, Codable {
         /// `--cpunodebind`, `--membind`, `--interleave`; absent when the run set none (and in
         /// reports written before they existed).
         public var placement: Placement?
+        /// true when the workers ran under prctl(PR_SET_THP_DISABLE) (`--thp-disable`); absent
+        /// otherwise (and in reports written before it existed).
+        public var thpDisabled: Bool?
     }
 
     /// The NUMA placement a run applied to its workers, as node lists.

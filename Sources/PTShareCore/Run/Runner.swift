@@ -77,6 +77,10 @@ public enum Runner {
         defer { if let a = place.anonMapping { try? Sys.munmap(a, s.size) } }
 
         var m = Measurements()
+        // Inherited by the workers forked now; the driver's own setting comes back after.
+        let thpWas: Bool?
+        do { thpWas = s.thpDisabled ? try Sys.setTHPDisabled(true) : nil } catch { throw .system(error) }
+        defer { if let w = thpWas { _ = try? Sys.setTHPDisabled(w) } }
         try spawn(s, pool, &m, progress: progress)
         try binding.restore()
         try control(pool, place, &m)
@@ -476,7 +480,7 @@ public enum Runner {
                 mapSharedPtValue: hex(UInt64(s.mapSharedPTValue)),
                 mmapFlags: hex(UInt64(UInt32(bitPattern: place.flags))),
                 leafPageSizeBytes: backing.leafSize, tolerance: s.tolerance,
-                placement: s.placement.isNone ? nil : .init(s.placement)),
+                placement: s.placement.isNone ? nil : .init(s.placement), thpDisabled: s.thpDisabled ? true : nil),
             measured: measured,
             model: .init(
                 expectedPageTableBytes: model.expectedPageTableBytes,

@@ -149,13 +149,18 @@ public struct Scenario: Sendable, Equatable {
     public var tolerance: Double
     /// NUMA nodes for the workers' CPUs and the mapping's pages.
     public var placement: NumaPlacement
+    /// prctl(PR_SET_THP_DISABLE) for the workers (inherited over fork): no PMD leaf, THP's or
+    /// DAX's, so every chunk is PTE-mapped, as when no huge page or no 2 MiB-aligned extent can
+    /// be had.
+    public var thpDisabled: Bool
 
     public init(
         backing: Backing, path: String? = nil, size: UInt64, workers: Int, share: ShareMode = .none,
         touch: TouchMode = .populate, address: AddressMode = .auto,
         mapSharedPTValue: UInt32 = MapSharedPT.defaultValue, tolerance: Double = 0.10,
-        placement: NumaPlacement = .none
+        placement: NumaPlacement = .none, thpDisabled: Bool = false
     ) {
+        self.thpDisabled = thpDisabled
         self.backing = backing
         self.path = path
         self.size = size

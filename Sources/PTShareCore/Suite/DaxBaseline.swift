@@ -16,14 +16,10 @@ extension Suite {
     static func daxBaseline(_ o: SuiteOptions) -> KTAPResult {
         let name = "dax.baseline.model"
         if let r = needsProbeModule(name, o) { return r }
-        let mounts: [MountEntry]
-        do { mounts = try ProcFS.mounts() } catch {
-            return KTAPResult(name: name, status: .fail, diagnostics: ["\(name): \(error)"])
-        }
-        guard let mount = mounts.first(where: { $0.option("dax") == "always" || $0.option("dax") == "" }) else {
-            return KTAPResult(
-                name: name,
-                status: .skip("no file system is mounted -o dax=always (ptshare vm --pmem mounts one at /mnt/pmem)"))
+        let mount: MountEntry
+        switch daxMount(name) {
+        case .success(let m): mount = m
+        case .failure(let box): return box.result
         }
         let aligned = Scenario(
             backing: .dax, path: mount.mountPoint, size: daxSize, workers: o.workers, touch: .populate,

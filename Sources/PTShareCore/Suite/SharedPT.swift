@@ -11,6 +11,10 @@ extension Suite {
         ("sharedpt.anon.savings", sharedPTAnonSavings),
         ("sharedpt.anon.tables", sharedPTAnonTables),
         ("sharedpt.anon.fork_inherit", SharedPTSemantics.anonForkInherit),
+        ("sharedpt.dax.savings", sharedPTDaxSavings),
+        ("sharedpt.dax.tables", sharedPTDaxTables),
+        ("sharedpt.dax.coherence", SharedPTSemantics.daxCoherence),
+        ("sharedpt.dax.truncate", SharedPTSemantics.daxTruncate),
         ("sharedpt.semantics.coherence", SharedPTSemantics.coherence),
         ("sharedpt.semantics.munmap_isolation", SharedPTSemantics.munmapIsolation),
         ("sharedpt.semantics.creator_exit", SharedPTSemantics.creatorExit),
@@ -117,13 +121,15 @@ extension Suite {
     }
 
     /// The unshared baseline, then the shared run (both saved), judged by `judgeSharedPTSavings`.
+    /// Without the census, but for DAX, whose model needs it (Runner.pmdMappedBytes).
     static func sharedPTSavings(_ name: String, _ o: SuiteOptions, _ s: Scenario) -> KTAPResult {
         if let r = needsSharedPT(name, o) { return r }
         let b: RunReport
         let shared: RunReport
+        let tables: TablesMode = s.backing == .dax ? .on : .off
         do {
-            b = try Runner.run(RunOptions(scenario: Runner.baselineScenario(of: s), tables: .off))
-            shared = try Runner.run(RunOptions(scenario: s, tables: .off))
+            b = try Runner.run(RunOptions(scenario: Runner.baselineScenario(of: s), tables: tables))
+            shared = try Runner.run(RunOptions(scenario: s, tables: tables))
         } catch {
             return KTAPResult(name: name, status: .fail, diagnostics: ["\(name): run failed: \(error)"])
         }
@@ -241,15 +247,18 @@ struct Checks {
     }
 }
 
-/// A filled memfd and the sharers of one semantics test; every sharer is killed and reaped and
-/// the memfd closed at the end.
+/// A filled memfd (or DAX file) and the sharers of one semantics test; every sharer is killed
+/// and reaped and the file closed at the end.
 final class SharedPTFixture {
     let fd: Int32
     let size: UInt64
     let flag: UInt32
-    let name = "memfd:ptshare-sharedpt"
+    let name: String
     private(set) var sharers: [Sharer] = []
     private var extraFds: [Int32] = []
+    /// The driver's PR_SET_THP_DISABLE setting before a DAX fixture turned it on, restored at
+    /// the end; nil for a memfd.
+    private var thpWas: Bool?
 
     /// `preallocate`: fallocate the whole file here, charged to the driver's cgroup; without
     /// it, whichever sharer first touches a page allocates it (and its cgroup pays).
@@ -257,6 +266,7 @@ final class SharedPTFixture {
         do { fd = try Sys.memfdCreate("ptshare-sharedpt", flags: UInt32(ptshare_MFD_CLOEXEC)) } catch {
             throw .system(error)
         }
+        name = "memfd:ptshare-sharedpt"
         self.size = size
         self.flag = flag
         do {
@@ -265,10 +275,41 @@ final class SharedPTFixture {
         } catch { throw .system(error) }
     }
 
+    /// A file in `directory` on a -o dax=always mount, unlinked, written with zeroes (so that
+    /// faults only install entries) and checked to be DAX. The driver, and so every sharer
+    /// spawned later, runs under PR_SET_THP_DISABLE until the fixture ends: DAX then maps every
+    /// chunk with PTEs, through the tables the flag shares, as where the file's blocks are not
+    /// 2 MiB-aligned on the device (with them, a PMD leaf needs no table: sharedpt.dax.tables).
+    init(daxDirectory directory: String, size: UInt64, flag: UInt32) throws(SharedPTError) {
+        let path = "\(directory)/ptshare-sharedpt.\(getpid()).data"
+        do throws(SystemCallError) {
+            fd = try Sys.open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC)
+        } catch { throw .system(error) }
+        name = path
+        self.size = size
+        self.flag = flag
+        do throws(SystemCallError) {
+            try Sys.unlink(path)
+            guard try Sys.isDAX(fd, path: path) else {
+                throw SystemCallError(
+                    "statx", errno: EOPNOTSUPP, path: path, value: "STATX_ATTR_DAX clear: not a DAX file")
+            }
+            let f = BackingFile(fd: fd, name: path, leafSize: Geometry.page, hugepagePool: nil)
+            BackingFile.settleFreedBlocks()
+            try f.fill(size)
+            try f.writeZeroes(size)
+            thpWas = try Sys.setTHPDisabled(true)
+        } catch {
+            // Every stored property is set: deinit runs and closes fd.
+            throw .system(error)
+        }
+    }
+
     deinit {
         for s in sharers.reversed() { s.kill() }
         for e in extraFds { Sys.close(e) }
         Sys.close(fd)
+        if let w = thpWas { _ = try? Sys.setTHPDisabled(w) }
     }
 
     func spawn(_ count: Int, spares: Int = 1) throws(SharedPTError) -> [Sharer] {

@@ -11,13 +11,26 @@ enum SharedPTSemantics {
 
     /// Gate, fixture of `size`, body, teardown; a step that cannot be carried out fails the test.
     static func run(
-        _ name: String, _ o: SuiteOptions, size: UInt64 = 4 << 20,
+        _ name: String, _ o: SuiteOptions, size: UInt64 = 4 << 20, dax: Bool = false,
         _ body: (SharedPTFixture, inout Checks) throws(SharedPTError) -> Void
     ) -> KTAPResult {
         if let r = Suite.needsSharedPT(name, o) { return r }
+        var directory: String?
+        if dax {
+            switch Suite.daxMount(name) {
+            case .success(let m): directory = m.mountPoint
+            case .failure(let box): return box.result
+            }
+        }
         var c = Checks(name)
-        do {
-            let f = try SharedPTFixture(size: size, flag: o.mapSharedPTValue)
+        do throws(SharedPTError) {
+            let f: SharedPTFixture
+            if let d = directory {
+                f = try SharedPTFixture(daxDirectory: d, size: size, flag: o.mapSharedPTValue)
+                c.note("\(f.name): a DAX file (statx), its sharers under PR_SET_THP_DISABLE (PTE-mapped)")
+            } else {
+                f = try SharedPTFixture(size: size, flag: o.mapSharedPTValue)
+            }
             try body(f, &c)
         } catch {
             c.stopped(by: error)
@@ -134,8 +147,10 @@ enum SharedPTSemantics {
     // MARK: - Tests
 
     /// A write by one sharer is seen by all others, whichever of them writes.
-    static func coherence(_ o: SuiteOptions) -> KTAPResult {
-        run("sharedpt.semantics.coherence", o) { f, c throws(SharedPTError) in
+    static func coherence(_ o: SuiteOptions) -> KTAPResult { coherence("sharedpt.semantics.coherence", o) }
+
+    static func coherence(_ name: String, _ o: SuiteOptions, dax: Bool = false) -> KTAPResult {
+        run(name, o, dax: dax) { f, c throws(SharedPTError) in
             let (s, a) = try sharersWithData(f, 3, &c, o)
             try write(s[1], 1, a[1] + 3 * page + 8, 0xC0FFEE, &c)
             try read(s[0], 0, a[0] + 3 * page + 8, 0xC0FFEE, &c)
@@ -231,43 +246,47 @@ enum SharedPTSemantics {
     /// it: each gets SIGBUS past the new EOF and keeps the data below it; extended again, the
     /// range reads as zeroes everywhere.
     static func truncate(_ o: SuiteOptions) -> KTAPResult {
-        run("sharedpt.semantics.truncate", o) { f, c throws(SharedPTError) in
-            var (s, a) = try sharersWithData(f, 3, &c, o)
-            try addReadOnlySharer(f, &s, &a, &c, o)
-            try f.truncate(to: chunk)
-            c.note("ftruncate to \(ByteSize(chunk))")
-            for i in s.indices {
-                for off in [chunk, chunk + mib + 8, f.size - 8] {
-                    c.sigbus(
-                        "sharer \(i) reads offset \(hex(off)) past EOF",
-                        try s[i].call(PTSHARE_AGENT_READ, addr: a[i] + off))
-                }
-                try check(s[i], i, a[i], chunk, seed: 0x1000, &c)
+        run("sharedpt.semantics.truncate", o) { f, c throws(SharedPTError) in try truncateSteps(f, &c, o) }
+    }
+
+    static func truncateSteps(_ f: SharedPTFixture, _ c: inout Checks, _ o: SuiteOptions) throws(SharedPTError) {
+        var (s, a) = try sharersWithData(f, 3, &c, o)
+        try addReadOnlySharer(f, &s, &a, &c, o)
+        try f.truncate(to: chunk)
+        c.note("ftruncate to \(ByteSize(chunk))")
+        for i in s.indices {
+            for off in [chunk, chunk + mib + 8, f.size - 8] {
+                c.sigbus(
+                    "sharer \(i) reads offset \(hex(off)) past EOF",
+                    try s[i].call(PTSHARE_AGENT_READ, addr: a[i] + off))
             }
-            try f.truncate(to: f.size)
-            c.note("ftruncate back to \(ByteSize(f.size))")
-            for i in s.indices {
-                c.zeroes(
-                    "sharer \(i) reads zeroes where the file grew again",
-                    try s[i].call(PTSHARE_AGENT_CHECK_ZERO, addr: a[i] + chunk, length: f.size - chunk))
-            }
-            try fill(s[1], 1, a[1] + chunk, f.size - chunk, seed: 0x2000, &c)
-            for i in [0, 2] { try check(s[i], i, a[i] + chunk, f.size - chunk, seed: 0x2000, &c) }
-            try check(s[2], 2, a[2], chunk, seed: 0x1000, &c)
+            try check(s[i], i, a[i], chunk, seed: 0x1000, &c)
         }
+        try f.truncate(to: f.size)
+        c.note("ftruncate back to \(ByteSize(f.size))")
+        for i in s.indices {
+            c.zeroes(
+                "sharer \(i) reads zeroes where the file grew again",
+                try s[i].call(PTSHARE_AGENT_CHECK_ZERO, addr: a[i] + chunk, length: f.size - chunk))
+        }
+        try fill(s[1], 1, a[1] + chunk, f.size - chunk, seed: 0x2000, &c)
+        for i in [0, 2] { try check(s[i], i, a[i] + chunk, f.size - chunk, seed: 0x2000, &c) }
+        try check(s[2], 2, a[2], chunk, seed: 0x1000, &c)
     }
 
     /// A hole punched across a chunk boundary reads as zeroes in every sharer, the read-only
     /// mapper with tables of its own included; the rest is intact.
     static func holePunch(_ o: SuiteOptions) -> KTAPResult {
-        run("sharedpt.semantics.holepunch", o) { f, c throws(SharedPTError) in
-            let (s, a) = try zeroRange(f, &c, o, "the hole") { _, _, lo, hi, c throws(SharedPTError) in
-                try f.punchHole(offset: lo, length: hi - lo)
-                c.note("fallocate(PUNCH_HOLE | KEEP_SIZE) of [\(hex(lo)), \(hex(hi)))")
-            }
-            try fill(s[2], 2, a[2] + mib, 2 * mib, seed: 0x2000, &c)
-            for i in 0..<2 { try check(s[i], i, a[i] + mib, 2 * mib, seed: 0x2000, &c) }
+        run("sharedpt.semantics.holepunch", o) { f, c throws(SharedPTError) in try holePunchSteps(f, &c, o) }
+    }
+
+    static func holePunchSteps(_ f: SharedPTFixture, _ c: inout Checks, _ o: SuiteOptions) throws(SharedPTError) {
+        let (s, a) = try zeroRange(f, &c, o, "the hole") { _, _, lo, hi, c throws(SharedPTError) in
+            try f.punchHole(offset: lo, length: hi - lo)
+            c.note("fallocate(PUNCH_HOLE | KEEP_SIZE) of [\(hex(lo)), \(hex(hi)))")
         }
+        try fill(s[2], 2, a[2] + mib, 2 * mib, seed: 0x2000, &c)
+        for i in 0..<2 { try check(s[i], i, a[i] + mib, 2 * mib, seed: 0x2000, &c) }
     }
 
     /// Three sharers with data and a read-only mapper (tables of its own); `zap` frees the file's

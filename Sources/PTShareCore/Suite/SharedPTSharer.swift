@@ -92,8 +92,15 @@ final class Sharer {
                 for fd in [p.command.read, p.command.write, p.reply.read, p.reply.write] { Sys.close(fd) }
             }
         }
-        do {
-            for _ in 0...count { pipes.append((try Sys.pipe(), try Sys.pipe())) }
+        do throws(SystemCallError) {
+            for _ in 0...count {
+                let command = try Sys.pipe()
+                do throws(SystemCallError) { pipes.append((command, try Sys.pipe())) } catch {
+                    Sys.close(command.read)
+                    Sys.close(command.write)
+                    throw error
+                }
+            }
         } catch {
             closeAll()
             throw .system(error)

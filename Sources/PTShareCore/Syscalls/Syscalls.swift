@@ -205,6 +205,13 @@ public enum Sys {
         try check(ptshare_statx_dax(fd), "statx(STATX_ATTR_DAX)", path: path) == 1
     }
 
+    /// prctl(PR_SET_THP_DISABLE): no PMD leaf (THP or DAX) in this process and the children
+    /// it forks after; returns the setting before.
+    @discardableResult
+    public static func setTHPDisabled(_ on: Bool) throws(SystemCallError) -> Bool {
+        try check(ptshare_thp_disable(on ? 1 : 0), "prctl(PR_SET_THP_DISABLE)", value: on ? "1" : "0") == 1
+    }
+
     public static func uname() throws(SystemCallError) -> (release: String, machine: String) {
         var u = utsname()
         _ = try check(Glibc.uname(&u), "uname")
