@@ -119,31 +119,13 @@ public struct BackingFile {
                     throw error
                 }
                 return f
-            case .tmpfs, .hugetlbfs:
+            case .tmpfs, .hugetlbfs, .dax:
                 let path = (plan.directory ?? "") + "/ptshare.\(getpid()).data"
                 let fd = try Sys.open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC)
                 let f = BackingFile(fd: fd, name: path, leafSize: plan.leafSize, hugepagePool: plan.hugepagePool)
                 do throws(SystemCallError) {
                     try Sys.unlink(path)
-                    try f.fill(s.size)
-                } catch {
-                    f.close()
-                    throw error
-                }
-                return f
-            case .dax:
-                let path = (plan.directory ?? "") + "/ptshare.\(getpid()).data"
-                let fd = try Sys.open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC)
-                let f = BackingFile(fd: fd, name: path, leafSize: plan.leafSize, hugepagePool: nil)
-                do throws(SystemCallError) {
-                    try Sys.unlink(path)
-                    guard try Sys.isDAX(fd, path: path) else {
-                        throw SystemCallError(
-                            "statx", errno: EOPNOTSUPP, path: path, value: "STATX_ATTR_DAX clear: not a DAX file")
-                    }
-                    settleFreedBlocks()
-                    try f.fill(s.size)
-                    try f.writeZeroes(s.size)
+                    if s.backing == .dax { try f.fillDAX(s.size) } else { try f.fill(s.size) }
                 } catch {
                     f.close()
                     throw error
@@ -158,6 +140,17 @@ public struct BackingFile {
     func fill(_ size: UInt64) throws(SystemCallError) {
         try Sys.ftruncate(fd, size, path: name)
         try Sys.fallocate(fd, offset: 0, length: size, path: name)
+    }
+
+    /// A DAX file (statx says so, else EOPNOTSUPP), allocated on a settled file system and
+    /// written with zeroes.
+    func fillDAX(_ size: UInt64) throws(SystemCallError) {
+        guard try Sys.isDAX(fd, path: name) else {
+            throw SystemCallError("statx", errno: EOPNOTSUPP, path: name, value: "STATX_ATTR_DAX clear: not a DAX file")
+        }
+        BackingFile.settleFreedBlocks()
+        try fill(size)
+        try writeZeroes(size)
     }
 
     /// sync(2) before a DAX file is allocated: ext4 keeps the blocks of a file just deleted

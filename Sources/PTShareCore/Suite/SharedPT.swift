@@ -290,14 +290,7 @@ final class SharedPTFixture {
         self.flag = flag
         do throws(SystemCallError) {
             try Sys.unlink(path)
-            guard try Sys.isDAX(fd, path: path) else {
-                throw SystemCallError(
-                    "statx", errno: EOPNOTSUPP, path: path, value: "STATX_ATTR_DAX clear: not a DAX file")
-            }
-            let f = BackingFile(fd: fd, name: path, leafSize: Geometry.page, hugepagePool: nil)
-            BackingFile.settleFreedBlocks()
-            try f.fill(size)
-            try f.writeZeroes(size)
+            try BackingFile(fd: fd, name: path, leafSize: Geometry.page, hugepagePool: nil).fillDAX(size)
             thpWas = try Sys.setTHPDisabled(true)
         } catch {
             // Every stored property is set: deinit runs and closes fd.
