@@ -845,3 +845,76 @@ void ptshare_stress_main(const struct ptshare_stress_plan *p, uint32_t slot, uin
 	}
 	stress_finish(&x, PTSHARE_STRESS_OK, 0, 0);
 }
+
+/* Writes `value` to `path` in one write(2): 0, or the errno. */
+static int write_once(const char *path, const char *value)
+{
+	size_t n = strlen(value);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	int err = 0;
+
+	if (fd < 0)
+		return errno;
+	if (write(fd, value, n) != (ssize_t)n)
+		err = errno ? errno : EIO;
+	close(fd);
+	return err;
+}
+
+/* Whether `pid` is gone or a zombie (state Z or X after the last ')' of /proc/PID/stat): an
+ * exiting process has no mm, and migrate_pages(2) answers EINVAL for it. */
+static int exiting(int32_t pid)
+{
+	char path[32], buf[512];
+	char *p = path + sizeof(path);
+	uint32_t v = (uint32_t)pid;
+	ssize_t n;
+	int fd;
+
+	/* "/proc/PID/stat" without snprintf, which is not async-signal-safe. */
+	*--p = '\0';
+	memcpy(p -= 5, "/stat", 5);
+	do {
+		*--p = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	memcpy(p -= 6, "/proc/", 6);
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 1;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return !p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X';
+}
+
+int ptshare_squeeze_in_child(const struct ptshare_squeeze_plan *p)
+{
+	struct ptshare_squeeze_result r;
+	unsigned long from = p->from_mask, to = p->to_mask;
+	pid_t pid = fork();
+	uint32_t i;
+	long left;
+
+	if (pid != 0)
+		return pid;
+	memset(&r, 0, sizeof(r));
+	r.reclaim_errno = write_once(p->reclaim_path, p->reclaim_value);
+	r.compact_errno = write_once("/proc/sys/vm/compact_memory", "1");
+	for (i = 0; i < p->npids; i++) {
+		/* maxnode counts one more than the mask's bits, as libnuma passes it. */
+		left = syscall(SYS_migrate_pages, p->pids[i], 8 * sizeof(from) + 1, &from, &to);
+		if (left < 0 && (errno == ESRCH || (errno == EINVAL && exiting(p->pids[i]))))
+			continue;
+		r.pid = p->pids[i];
+		if (left < 0)
+			r.migrate_errno = errno;
+		else
+			r.unmoved = left;
+		break;
+	}
+	_exit(write_all(p->result_fd, &r, sizeof(r)) == 0 ? 0 : 1);
+}

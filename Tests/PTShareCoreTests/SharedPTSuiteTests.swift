@@ -136,6 +136,29 @@ import Testing
         SharedPTStress.add(report(PTSHARE_STRESS_OWN), truncator: 31, to: &t)
         #expect(t.failures.count == 1)
     }
+
+    @Test func pressureRoundsAddUpAndNameWhatFailed() {
+        var t = SharedPTStress.Tally()
+        let g = "/sys/fs/cgroup/ptshare-pressure"
+        t.add(
+            ptshare_squeeze_result(reclaim_errno: 0, compact_errno: 0, pid: 77, migrate_errno: 0, unmoved: 3), cgroup: g
+        )
+        // EAGAIN from memory.reclaim (less could be reclaimed) and no live candidate: no failure.
+        t.add(
+            ptshare_squeeze_result(reclaim_errno: EAGAIN, compact_errno: 0, pid: 0, migrate_errno: 0, unmoved: 0),
+            cgroup: g)
+        #expect(t.failures.isEmpty)
+        #expect(t.reclaims == 2 && t.compactions == 2 && t.migrations == 1 && t.unmovedPages == 3)
+        t.add(
+            ptshare_squeeze_result(
+                reclaim_errno: ENOMEM, compact_errno: EPERM, pid: 78, migrate_errno: EPERM, unmoved: 0),
+            cgroup: g)
+        #expect(t.reclaims == 2 && t.compactions == 2 && t.migrations == 1)
+        #expect(t.failures.count == 3)
+        #expect(t.failures[0].contains("\(g)/memory.reclaim") && t.failures[0].contains("ENOMEM"))
+        #expect(t.failures[1].contains("compact_memory") && t.failures[1].contains("EPERM"))
+        #expect(t.failures[2].contains("migrate_pages") && t.failures[2].contains("pid 78"))
+    }
 }
 
 /// The decision a stress reader makes on each word (the C shim's ptshare_stress_judge_word), on

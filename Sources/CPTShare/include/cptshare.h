@@ -327,6 +327,33 @@ struct ptshare_stress_report {
 	uint64_t expected;
 };
 
+/* sharedpt.pressure.stress: one round of pressure in a child, so that the driver goes on
+ * taking stop rounds and respawning while the kernel works (on a debug kernel under TCG each
+ * step can block for seconds). The child writes `reclaim_value` to `reclaim_path` (the stress
+ * cgroup's memory.reclaim), "1" to vm.compact_memory, then migrate_pages(2) of the first
+ * candidate in `pids` that still has an mm, from the nodes in `from_mask` to `to_mask`; it writes
+ * one struct ptshare_squeeze_result to `result_fd` and exits 0. */
+struct ptshare_squeeze_plan {
+	const char *reclaim_path;
+	const char *reclaim_value;
+	const int32_t *pids;
+	uint32_t npids;
+	int32_t result_fd;
+	uint64_t from_mask;            /* nodes 0-63 */
+	uint64_t to_mask;
+};
+
+struct ptshare_squeeze_result {
+	int32_t reclaim_errno;         /* 0; EAGAIN: less could be reclaimed */
+	int32_t compact_errno;
+	int32_t pid;                   /* the candidate moved, or the one that failed; 0: none had an mm */
+	int32_t migrate_errno;         /* 0, or migrate_pages(2)'s error for `pid` */
+	int64_t unmoved;               /* pages migrate_pages(2) left where they were */
+};
+
+/* Forks the child; returns its pid, or -1 with errno. */
+int ptshare_squeeze_in_child(const struct ptshare_squeeze_plan *plan);
+
 __attribute__((noreturn))
 void ptshare_stress_main(const struct ptshare_stress_plan *plan, uint32_t slot, uint32_t incarnation);
 

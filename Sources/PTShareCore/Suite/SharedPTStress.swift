@@ -59,6 +59,31 @@ enum SharedPTStress {
         var compactions = 0
         var migrations = 0
         var unmovedPages = 0
+        /// Pressure ticks that found the last pressure round still running.
+        var pressureSkipped = 0
+
+        /// Adds one pressure round's result; what went wrong becomes a failure line.
+        mutating func add(_ r: ptshare_squeeze_result, cgroup: String) {
+            // EAGAIN: less could be reclaimed (the pages were in use), not an error.
+            if r.reclaim_errno == 0 || r.reclaim_errno == EAGAIN {
+                reclaims += 1
+            } else {
+                failures.append("\(SystemCallError("write", errno: r.reclaim_errno, path: "\(cgroup)/memory.reclaim"))")
+            }
+            if r.compact_errno == 0 {
+                compactions += 1
+            } else {
+                failures.append(
+                    "\(SystemCallError("write", errno: r.compact_errno, path: "/proc/sys/vm/compact_memory"))")
+            }
+            if r.migrate_errno != 0 {
+                failures.append(
+                    "\(SystemCallError("migrate_pages", errno: r.migrate_errno, value: "stress process pid \(r.pid)"))")
+            } else if r.pid > 0 {
+                migrations += 1
+                unmovedPages += Int(r.unmoved)
+            }
+        }
     }
 
     /// sharedpt.pressure.stress: the storm's processes in a cgroup the driver makes reclaim
@@ -67,8 +92,17 @@ enum SharedPTStress {
     /// moves the shared file's pages too), every `every` nanoseconds.
     struct Pressure {
         let cgroup: TestCgroup
+        /// At most 64 nodes, 0-63 (`init` refuses others): masks of one word.
         let nodes: [Int]
         let every: UInt64 = 2_000_000_000
+
+        init?(cgroup: TestCgroup, nodes: [Int]) {
+            guard !nodes.isEmpty && nodes.allSatisfy({ (0..<64).contains($0) }) else { return nil }
+            self.cgroup = cgroup
+            self.nodes = nodes
+        }
+
+        var mask: UInt64 { nodes.reduce(0) { $0 | UInt64(1) << $1 } }
     }
 
     /// Adds one report; a report of an error becomes a failure line naming what was wrong.
@@ -171,8 +205,8 @@ enum SharedPTStress {
 
     /// sharedpt.pressure.stress: the storm under memory pressure, with compaction and
     /// migration going on (see `Pressure`): proactive reclaim (memory.reclaim) rather than a
-    /// limit, which under TCG throttled 32 processes whose working set is twice the file. Unshared (flag 0, no census) on a kernel without
-    /// the flag. Proof that the pressure was real: /proc/vmstat pswpout and pgmigrate_success
+    /// limit, which under TCG throttled 32 processes whose working set is twice the file.
+    /// Unshared (flag 0, no census) on a kernel without the flag. Proof that the pressure was real: /proc/vmstat pswpout and pgmigrate_success
     /// grew during the run. Premise: swap, cgroup v2 with memory, two NUMA nodes, root; else SKIP.
     static func pressureRun(_ o: SuiteOptions) -> KTAPResult {
         let name = "sharedpt.pressure.stress"
@@ -192,6 +226,10 @@ enum SharedPTStress {
         if geteuid() != 0 { c.unproven("migrate_pages of another process's shared pages needs root") }
         if let why = TestCgroup.unavailableReason() { c.unproven(why) }
         if c.unprovenReason != nil { return c.result() }
+        guard nodes.allSatisfy({ (0..<64).contains($0) }) else {
+            c.unproven("NUMA nodes \(NodeList.format(nodes)): the pressure child's masks take nodes 0-63")
+            return c.result()
+        }
         let g: TestCgroup
         do { g = try TestCgroup("ptshare-pressure") } catch {
             c.expect(false, "cgroup ptshare-pressure: \(error)")
@@ -205,7 +243,7 @@ enum SharedPTStress {
         let before = try? ProcFS.counters("/proc/vmstat")
         stormChecks(
             o, census: census, flag: shared ? o.mapSharedPTValue : 0,
-            pressure: Pressure(cgroup: g, nodes: nodes), &c)
+            pressure: Pressure(cgroup: g, nodes: nodes)!, &c)
         _ = ProcFS.refreshVMStats()
         guard let before, let after = try? ProcFS.counters("/proc/vmstat") else {
             c.expect(false, "/proc/vmstat could not be read")
@@ -237,7 +275,8 @@ enum SharedPTStress {
             if pressure != nil {
                 c.note(
                     "\(t.reclaims) reclaims, \(t.compactions) compactions, \(t.migrations) migrate_pages calls "
-                        + "(\(t.unmovedPages) pages left where they were)")
+                        + "(\(t.unmovedPages) pages left where they were); \(t.pressureSkipped) ticks skipped "
+                        + "while the last pressure round ran")
             }
             for f in t.failures.prefix(20) { c.expect(false, f) }
             if t.failures.count > 20 { c.expect(false, "… and \(t.failures.count - 20) more failures") }
@@ -345,55 +384,63 @@ enum SharedPTStress {
             do { try pressure?.cgroup.add(pid) } catch  where error.errno != ESRCH { throw .system(error) } catch {}
         }
 
+        // One pressure round at a time, in a child (reclaim, compaction and migrate_pages can
+        // each block for seconds on a debug kernel under TCG): the driver keeps taking stop
+        // rounds, draining reports and respawning meanwhile. A tick that finds the last round
+        // still running is skipped.
         var nextPressure = Sys.monotonicNanoseconds() + (pressure?.every ?? 0)
         var target = 0
-        /// Compacts memory, then moves the pages of the next live stress process to the next node.
-        /// The child writing vm.compact_memory (it blocks for seconds under TCG; the driver
-        /// must keep draining reports and respawning meanwhile).
-        var compactor: pid_t?
-        func reapCompactor(wait: Bool) throws(SharedPTError) {
-            guard let pid = compactor else { return }
-            let r: (pid: pid_t, status: Int32)?
-            do { r = try Sys.waitpid(pid, noHang: !wait) } catch { throw .system(error) }
-            guard let (_, status) = r else { return }
-            compactor = nil
-            if ptshare_wifexited(status) == 0 || ptshare_wexitstatus(status) != 0 {
-                tally.failures.append("writing /proc/sys/vm/compact_memory: \(WorkerPool.describe(status: status))")
+        var squeezer: pid_t?
+        var squeezed: (read: Int32, write: Int32)?
+        if pressure != nil {
+            do { squeezed = try Sys.pipe() } catch { throw .system(error) }
+        }
+        defer {
+            if let q = squeezed {
+                Sys.close(q.read)
+                Sys.close(q.write)
             }
         }
-        defer { try? reapCompactor(wait: true) }
+        func reapSqueezer(wait: Bool) throws(SharedPTError) {
+            guard let pid = squeezer, let q = squeezed, let p = pressure else { return }
+            let reaped: (pid: pid_t, status: Int32)?
+            do { reaped = try Sys.waitpid(pid, noHang: !wait) } catch { throw .system(error) }
+            guard let (_, status) = reaped else { return }
+            squeezer = nil
+            guard ptshare_wifexited(status) != 0 && ptshare_wexitstatus(status) == 0 else {
+                tally.failures.append("pressure child (pid \(pid)) \(WorkerPool.describe(status: status))")
+                return
+            }
+            // The child wrote its result in one write(2) before it exited.
+            let size = MemoryLayout<ptshare_squeeze_result>.size
+            var bytes = [UInt8](repeating: 0, count: size)
+            let n: Int
+            do { n = try Sys.read(q.read, into: &bytes) } catch { throw .system(error) }
+            guard n == size else { throw .badReport("pressure child wrote \(n) bytes, not \(size)") }
+            tally.add(
+                bytes.withUnsafeBytes { $0.loadUnaligned(as: ptshare_squeeze_result.self) }, cgroup: p.cgroup.path)
+        }
+        defer { try? reapSqueezer(wait: true) }
         func squeeze(_ p: Pressure) throws(SharedPTError) {
-            // Proactive reclaim of half the file from the stress cgroup: swap-outs from under
-            // the shared tables, every time, without a limit that would throttle the storm.
-            // EAGAIN: less could be reclaimed (the pages were in use), not an error.
-            do { try p.cgroup.set("memory.reclaim", "\(fileSize / 2)") } catch  where error.errno == EAGAIN {
-            } catch { throw .system(error) }
-            tally.reclaims += 1
-            try reapCompactor(wait: false)
-            if compactor == nil {
-                do { compactor = try Sys.writeInChild("/proc/sys/vm/compact_memory", "1") } catch {
-                    throw .system(error)
-                }
-                tally.compactions += 1
+            try reapSqueezer(wait: false)
+            guard squeezer == nil, let q = squeezed else {
+                tally.pressureSkipped += 1
+                return
             }
-            // The next live stress process's pages to the next node. One that is exiting has no
-            // mm any more (EINVAL) or is gone (ESRCH): it is respawned, try the next.
+            // Reclaim half the file from the stress cgroup (swap-outs from under the shared
+            // tables, without a limit that would throttle the storm), compact, and move the next
+            // live stress process's pages to the next node: migrate_pages(2) as root moves the
+            // shared file's pages too.
             let live = pids.filter { $0 > 0 }
+            let first = live.isEmpty ? 0 : target % live.count
             let to = p.nodes[target % p.nodes.count]
-            for k in 0..<live.count {
-                let pid = live[(target + k) % live.count]
-                do {
-                    tally.unmovedPages += try Numa.migratePages(pid, from: p.nodes, to: [to])
-                    tally.migrations += 1
-                    break
-                } catch  where error.errno == ESRCH || (error.errno == EINVAL && exiting(pid)) {
-                    continue
-                } catch {
-                    tally.failures.append("migrate_pages of stress process pid \(pid) to node \(to): \(error)")
-                    break
-                }
-            }
             target += 1
+            do {
+                squeezer = try Sys.squeezeInChild(
+                    reclaim: "\(p.cgroup.path)/memory.reclaim", "\(fileSize / 2)",
+                    pids: Array(live[first...] + live[..<first]), from: p.mask, to: UInt64(1) << to,
+                    resultFD: q.write)
+            } catch { throw .system(error) }
         }
 
         /// Reads what reports are waiting (up to `timeoutMs` for the first); false when none were.
@@ -437,8 +484,9 @@ enum SharedPTStress {
             }
             if let p = pressure, now >= nextPressure && now < deadline {
                 try squeeze(p)
-                nextPressure = Sys.monotonicNanoseconds() + p.every
+                nextPressure = now + p.every
             }
+            try reapSqueezer(wait: false)
             try drain(timeoutMs: 50)
             for slot in 0..<processes where pids[slot] > 0 {
                 let reaped: (pid: pid_t, status: Int32)?
@@ -454,15 +502,9 @@ enum SharedPTStress {
                 if Sys.monotonicNanoseconds() < deadline { try spawn(slot) }
             }
         }
-        try reapCompactor(wait: true)
+        try reapSqueezer(wait: true)
         while try drain(timeoutMs: 0) {}
         return tally
-    }
-
-    /// Whether `pid` has exited or is exiting (a zombie, or gone): migrate_pages finds no mm.
-    static func exiting(_ pid: pid_t) -> Bool {
-        guard let st = try? ProcFS.status(pid) else { return true }
-        return st.stateCode == "Z" || st.stateCode == "X"
     }
 
     /// Stops every stress process (SIGSTOP, then waits for state T; a zombie has exited and maps

@@ -57,6 +57,25 @@ public enum Sys {
         try check(ptshare_write_in_child(path, value), "fork", path: path, value: value)
     }
 
+    /// Forks the child of `ptshare_squeeze_in_child` (reclaim, compaction, migrate_pages of the
+    /// first of `pids` that still has an mm) and returns its pid; it writes one
+    /// `ptshare_squeeze_result` to `resultFD`.
+    public static func squeezeInChild(
+        reclaim path: String, _ value: String, pids: [pid_t], from: UInt64, to: UInt64, resultFD: Int32
+    ) throws(SystemCallError) -> pid_t {
+        let r = path.withCString { p in
+            value.withCString { v in
+                pids.withUnsafeBufferPointer { b in
+                    var plan = ptshare_squeeze_plan(
+                        reclaim_path: p, reclaim_value: v, pids: b.baseAddress, npids: UInt32(b.count),
+                        result_fd: resultFD, from_mask: from, to_mask: to)
+                    return ptshare_squeeze_in_child(&plan)
+                }
+            }
+        }
+        return try check(r, "fork", path: path, value: "pids \(pids.count)")
+    }
+
     public static func ftruncate(_ fd: Int32, _ length: UInt64, path: String) throws(SystemCallError) {
         _ = try check(Glibc.ftruncate(fd, off_t(length)), "ftruncate", path: path, value: "length=\(length)")
     }
