@@ -76,6 +76,10 @@ static void on_fault(int sig)
 	raise(sig);
 }
 
+/* Signals as a child of the driver needs them. `driver_pid` > 0: the caller is the driver's
+ * own child, killed when the driver dies (PDEATHSIG); 0: a sharer's forked child, which must
+ * outlive its parent (anonymous shared memory's creator may leave first) and exits instead on
+ * EOF from the driver's command channel. */
 static int child_setup(int driver_pid)
 {
 	struct sigaction sa;
@@ -90,10 +94,12 @@ static int child_setup(int driver_pid)
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGBUS, &sa, NULL) != 0 || sigaction(SIGSEGV, &sa, NULL) != 0)
 		return -1;
+	if (!driver_pid)
+		return 0;
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
 		return -1;
 	/* The parent may have died before PDEATHSIG was armed. */
-	if (driver_pid && getppid() != driver_pid)
+	if (getppid() != driver_pid)
 		_exit(5);
 	return 0;
 }

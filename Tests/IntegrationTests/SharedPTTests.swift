@@ -227,6 +227,6 @@ struct SharedPTTests {
         #expect(failures.isEmpty, "\(text)")
         #expect(text.contains(" iterations, "), "\(text)")
         #expect(text.contains("truncate/extend/punch cycles"), "\(text)")
-        #expect(text.contains(" stop rounds (at least 3), views of the memfd per round "), "\(text)")
+        #expect(text.contains(" stop rounds (at least 3), views of the file per round "), "\(text)")
     }
 }

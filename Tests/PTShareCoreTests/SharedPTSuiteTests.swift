@@ -41,7 +41,7 @@ import Testing
 
     @Test func everySharedPTTestIsRegisteredOnce() {
         let names = Suite.sharedPTTests.map(\.name)
-        #expect(names.count == 60)
+        #expect(names.count == 63)
         #expect(names.allSatisfy { $0.hasPrefix("sharedpt.") })
         #expect(Array(Suite.testNames.suffix(names.count)) == names)
     }
@@ -321,7 +321,7 @@ import Testing
             into: &c)
         #expect(
             c.lines == [
-                "s: 2 stop rounds (at least 3), views of the memfd per round 2–3, stopped 3 ms in all (longest 3 ms; waiting for state T 0 ms in all) -- FAILED"
+                "s: 2 stop rounds (at least 3), views of the file per round 2–3, stopped 3 ms in all (longest 3 ms; waiting for state T 0 ms in all) -- FAILED"
             ])
         c = Checks("s")
         let rounds = [
@@ -332,7 +332,7 @@ import Testing
         #expect(!c.ok)
         #expect(
             c.lines == [
-                "s: 3 stop rounds (at least 3), views of the memfd per round 2–2, stopped 0 ms in all (longest 0 ms; waiting for state T 0 ms in all)",
+                "s: 3 stop rounds (at least 3), views of the file per round 2–2, stopped 0 ms in all (longest 0 ms; waiting for state T 0 ms in all)",
                 "s: census 2: census (ptshare_probe): 2 chunks × 2 views, 3 distinct PTE tables; expected one table per faulted chunk, shared somewhere (0 chunks shared by several views): chunk 0: 2 tables for 2 views -- FAILED",
                 "s: 3 censuses, 2 with one table per faulted chunk and sharing; distinct PTE tables per census 2–3, chunks shared by several views 0–1 -- FAILED",
             ])

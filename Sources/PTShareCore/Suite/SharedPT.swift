@@ -11,10 +11,13 @@ extension Suite {
         ("sharedpt.anon.savings", sharedPTAnonSavings),
         ("sharedpt.anon.tables", sharedPTAnonTables),
         ("sharedpt.anon.fork_inherit", SharedPTSemantics.anonForkInherit),
+        ("sharedpt.anon.teardown", SharedPTTeardown.anon),
         ("sharedpt.dax.savings", sharedPTDaxSavings),
         ("sharedpt.dax.tables", sharedPTDaxTables),
         ("sharedpt.dax.coherence", SharedPTSemantics.daxCoherence),
         ("sharedpt.dax.truncate", SharedPTSemantics.daxTruncate),
+        ("sharedpt.dax.stress", SharedPTStress.daxRun),
+        ("sharedpt.dax.teardown", SharedPTTeardown.dax),
         ("sharedpt.semantics.coherence", SharedPTSemantics.coherence),
         ("sharedpt.semantics.munmap_isolation", SharedPTSemantics.munmapIsolation),
         ("sharedpt.semantics.creator_exit", SharedPTSemantics.creatorExit),
@@ -341,6 +344,10 @@ final class SharedPTFixture {
         for s in sharers.reversed() { s.kill() }
         sharers = []
     }
+
+    /// The path /proc/PID/maps shows for a mapping of this file (an unlinked DAX file's has
+    /// " (deleted)" after it).
+    var mapsPath: String { name.hasPrefix("/") ? name : "/" + name }
 
     /// Keeps a sharer made elsewhere (a fork child) for teardown.
     func adopt(_ s: Sharer) { sharers.append(s) }

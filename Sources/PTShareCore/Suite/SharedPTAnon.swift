@@ -21,6 +21,47 @@ extension Suite {
 }
 
 extension SharedPTSemantics {
+    /// `parent` (sharer 0) maps `f.size` of anonymous shared memory with the fixture's flag
+    /// (the fixture's file is not used) and writes it (seed 0x1000); returns the address.
+    static func mapAnonymous(_ f: SharedPTFixture, _ parent: Sharer, _ c: inout Checks) throws(SharedPTError)
+        -> UInt64
+    {
+        let how = f.flag == 0 ? "MAP_SHARED | MAP_ANONYMOUS" : "MAP_SHARED_VALIDATE | MAP_SHARED_PT | MAP_ANONYMOUS"
+        let what = "sharer 0 (pid \(parent.pid)) maps \(ByteSize(f.size)) \(how)"
+        let r = try parent.call(
+            PTSHARE_AGENT_MAP, length: f.size, arg: PROT_READ | PROT_WRITE, flags: f.flags(0) | MAP_ANONYMOUS, fd: -1)
+        guard c.succeeds(what, r) else { throw .stepFailed(what) }
+        let a = r.value
+        // Flag 0 is the harness's self-test on plain mappings, which the kernel need not align.
+        let aligned = a % chunk == 0 || f.flag == 0
+        c.expect(aligned, "the mapping is at \(hex(a))" + (aligned ? "" : ": not 2 MiB-aligned"))
+        try fill(parent, 0, a, f.size, seed: 0x1000, &c)
+        return a
+    }
+
+    /// Sharer 0 maps and writes anonymous shared memory and forks `children` sharers, each of
+    /// which reads the data through the tables it attaches on its first touch; with the census.
+    /// The family at one address, sharer 0 first.
+    static func anonFamily(_ f: SharedPTFixture, children: Int, _ c: inout Checks, _ o: SuiteOptions)
+        throws(SharedPTError) -> ([Sharer], [UInt64])
+    {
+        let parent = try f.spawn(1, spares: children)[0]
+        let a = try mapAnonymous(f, parent, &c)
+        var family = [parent]
+        for k in 1...children {
+            let child = try parent.fork()
+            f.adopt(child)
+            try check(child, k, a, f.size, seed: 0x1000, &c)
+            family.append(child)
+        }
+        c.note(
+            "sharer 0 forked \(children) children (pids \(family.dropFirst().map { String($0.pid) }.joined(separator: ", ")))"
+        )
+        let at = [UInt64](repeating: a, count: family.count)
+        census(family, at, length: f.size, &c, o)
+        return (family, at)
+    }
+
     /// Sharer 0 maps 8 MiB of anonymous shared memory with the flag and writes it, then forks
     /// three children, and child 1 forks a grandchild: none of them maps anything. Each reads
     /// the data through the tables it attaches on its first touch (smaps `sp` inherited), and
@@ -30,17 +71,7 @@ extension SharedPTSemantics {
     static func anonForkInherit(_ o: SuiteOptions) -> KTAPResult {
         run("sharedpt.anon.fork_inherit", o, size: 8 << 20) { f, c throws(SharedPTError) in
             let parent = try f.spawn(1, spares: 4)[0]
-            let how = f.flag == 0 ? "MAP_SHARED | MAP_ANONYMOUS" : "MAP_SHARED_VALIDATE | MAP_SHARED_PT | MAP_ANONYMOUS"
-            let what = "sharer 0 (pid \(parent.pid)) maps \(ByteSize(f.size)) \(how)"
-            let r = try parent.call(
-                PTSHARE_AGENT_MAP, length: f.size, arg: PROT_READ | PROT_WRITE, flags: f.flags(0) | MAP_ANONYMOUS,
-                fd: -1)
-            guard c.succeeds(what, r) else { throw .stepFailed(what) }
-            let a = r.value
-            // Flag 0 is the harness's self-test on plain mappings, which the kernel need not align.
-            let aligned = a % chunk == 0 || f.flag == 0
-            c.expect(aligned, "the mapping is at \(hex(a))" + (aligned ? "" : ": not 2 MiB-aligned"))
-            try fill(parent, 0, a, f.size, seed: 0x1000, &c)
+            let a = try mapAnonymous(f, parent, &c)
             var family = [parent]
             for k in 1...3 {
                 // Child 1 takes a spare channel along for the grandchild.

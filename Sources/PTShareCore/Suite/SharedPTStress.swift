@@ -23,7 +23,6 @@ enum SharedPTStress {
     static let minimumRounds = 3
     /// How long a stress process may take to stop after SIGSTOP.
     static let stopTimeout: UInt64 = 30_000_000_000
-    static let memfdPath = "/memfd:ptshare-sharedpt"
 
     /// Pure: the time between two stop rounds, a quarter of the run at most, so that a run
     /// takes at least three.
@@ -31,7 +30,7 @@ enum SharedPTStress {
         min(censusEvery, UInt64(seconds) * 1_000_000_000 / 4)
     }
 
-    /// What one stop round saw: the stress processes' views of the memfd and, with the module,
+    /// What one stop round saw: the stress processes' views of the file and, with the module,
     /// the census of their PTE tables.
     struct Round: Sendable, Equatable {
         var views: Int
@@ -203,6 +202,24 @@ enum SharedPTStress {
         return c.result()
     }
 
+    /// sharedpt.dax.stress: the storm on a file of a -o dax=always mount (series patch 10), every
+    /// chunk PTE-mapped (PR_SET_THP_DISABLE): truncation and hole punches free the file's
+    /// blocks under the shared tables, and faults on the holes map DAX's zero page (special
+    /// PTEs) before a write allocates a block there.
+    static func daxRun(_ o: SuiteOptions) -> KTAPResult {
+        let name = "sharedpt.dax.stress"
+        if let r = Suite.needsSharedPT(name, o) { return r }
+        let mount: MountEntry
+        switch Suite.daxMount(name) {
+        case .success(let m): mount = m
+        case .failure(let box): return box.result
+        }
+        var c = Checks(name)
+        let census = c.censusPossible(modulePath: o.modulePath)
+        stormChecks(o, census: census, flag: o.mapSharedPTValue, pressure: nil, dax: mount.mountPoint, &c)
+        return c.result()
+    }
+
     /// sharedpt.pressure.stress: the storm under memory pressure, with compaction and
     /// migration going on (see `Pressure`): proactive reclaim (memory.reclaim) rather than a
     /// limit, which under TCG throttled 32 processes whose working set is twice the file.
@@ -263,12 +280,17 @@ enum SharedPTStress {
     }
 
     /// Runs the storm and turns its tally and the kernel log into check lines.
-    static func stormChecks(_ o: SuiteOptions, census: Bool, flag: UInt32, pressure: Pressure?, _ c: inout Checks) {
+    /// `dax`: a directory on a -o dax=always mount, where the storm's file is made (a memfd
+    /// without it).
+    static func stormChecks(
+        _ o: SuiteOptions, census: Bool, flag: UInt32, pressure: Pressure?, dax: String? = nil, _ c: inout Checks
+    ) {
         let log = KernelLog.open()
         do {
-            let t = try storm(o, census: census, flag: flag, pressure: pressure)
+            let t = try storm(o, census: census, flag: flag, pressure: pressure, dax: dax)
             c.note(
-                "\(processes) processes for \(o.stressSeconds) s on a \(ByteSize(fileSize)) memfd (floor "
+                "\(processes) processes for \(o.stressSeconds) s on a \(ByteSize(fileSize)) "
+                    + (dax == nil ? "memfd" : "DAX file in \(dax!)") + " (floor "
                     + "\(ByteSize(floor))): \(t.iterations) iterations, \(t.forks) forked checkers, "
                     + "\(t.truncations) truncate/extend/punch cycles, \(t.sigbus) SIGBUS above the floor, "
                     + "\(t.reports) reports")
@@ -300,7 +322,7 @@ enum SharedPTStress {
         let stopping = rounds.map { $0.stoppingNanoseconds / 1_000_000 }
         c.expect(
             rounds.count >= minimumRounds,
-            "\(rounds.count) stop rounds (at least \(minimumRounds)), views of the memfd per round "
+            "\(rounds.count) stop rounds (at least \(minimumRounds)), views of the file per round "
                 + "\(views.min() ?? 0)–\(views.max() ?? 0), stopped \(stopped.reduce(0, +)) ms in all "
                 + "(longest \(stopped.max() ?? 0) ms; waiting for state T \(stopping.reduce(0, +)) ms in all)")
         guard census else { return }
@@ -325,12 +347,18 @@ enum SharedPTStress {
     }
 
     /// Runs the storm and returns the tally; everything it started is killed and reaped.
-    static func storm(_ o: SuiteOptions, census: Bool, flag: UInt32, pressure: Pressure? = nil)
+    static func storm(_ o: SuiteOptions, census: Bool, flag: UInt32, pressure: Pressure? = nil, dax: String? = nil)
         throws(SharedPTError) -> Tally
     {
         // Under pressure the stress processes allocate the file's pages themselves, so that
-        // their cgroup is charged and reclaims them.
-        let f = try SharedPTFixture(size: fileSize, flag: flag, preallocate: pressure == nil)
+        // their cgroup is charged and reclaims them. A DAX fixture turns PR_SET_THP_DISABLE on
+        // for the driver, and so for every stress process: every chunk is PTE-mapped.
+        let f: SharedPTFixture
+        if let dax {
+            f = try SharedPTFixture(daxDirectory: dax, size: fileSize, flag: flag)
+        } else {
+            f = try SharedPTFixture(size: fileSize, flag: flag, preallocate: pressure == nil)
+        }
         let report: (read: Int32, write: Int32)
         do { report = try Sys.pipe() } catch { throw .system(error) }
         defer {
@@ -477,7 +505,7 @@ enum SharedPTStress {
                 throw .stepFailed("\(left) stress process(es) still running 120 s after the deadline")
             }
             if now >= nextRound && now < deadline {
-                var r = try stopRound(pids, census: census)
+                var r = try stopRound(pids, path: f.mapsPath, census: census)
                 r.stoppedNanoseconds = Sys.monotonicNanoseconds() - now
                 tally.rounds.append(r)
                 nextRound += interval
@@ -508,9 +536,9 @@ enum SharedPTStress {
     }
 
     /// Stops every stress process (SIGSTOP, then waits for state T; a zombie has exited and maps
-    /// nothing), reads their mappings of the memfd, takes the census when `census`, and lets
+    /// nothing), reads their mappings of the file (maps path starting with `path`), takes the census when `census`, and lets
     /// them all go on. Stopped, nobody maps, unmaps or truncates while the module walks.
-    static func stopRound(_ pids: [pid_t], census: Bool) throws(SharedPTError) -> Round {
+    static func stopRound(_ pids: [pid_t], path: String, census: Bool) throws(SharedPTError) -> Round {
         var stopped: [pid_t] = []
         defer { for pid in stopped { try? Sys.kill(pid, SIGCONT) } }
         for pid in pids where pid > 0 {
@@ -541,7 +569,7 @@ enum SharedPTStress {
             do { maps = try ProcFS.maps(pid) } catch {
                 throw .stepFailed("census: /proc/\(pid)/maps of stress process \(slot): \(error)")
             }
-            for m in maps where m.path.hasPrefix(memfdPath) {
+            for m in maps where m.path.hasPrefix(path) {
                 views.append(
                     TableCensus.View(
                         label: "process \(slot) at \(hex(m.start))", pid: pid, address: m.start, fileOffset: m.offset,

@@ -5,9 +5,32 @@ import Glibc
 /// after each scenario PageTables (settled, every sharer reaped) is back at its base. Each
 /// scenario first proves with a census that its sharers did share one PTE table per chunk.
 /// A kernel whose last detach forgets to free leaks 4 KiB per chunk, which only PageTables
-/// afterwards can show: every data check inside would still pass.
+/// afterwards can show: every data check inside would still pass. sharedpt.dax.teardown and
+/// sharedpt.anon.teardown run the same scenarios (but the SIGKILL mid-populate) on a DAX file
+/// and on anonymous shared memory, whose sharers sharer 0 forks.
 enum SharedPTTeardown {
-    static let name = "sharedpt.teardown.no_leak"
+    /// What the sharers map.
+    enum Backing: Sendable {
+        case memfd
+        /// A file in this directory of a -o dax=always mount, every chunk PTE-mapped.
+        case dax(String)
+        /// MAP_SHARED | MAP_ANONYMOUS, mapped by sharer 0 before it forks the others.
+        case anon
+
+        var isMemfd: Bool {
+            if case .memfd = self { return true }
+            return false
+        }
+
+        var what: String {
+            switch self {
+            case .memfd: "memfd"
+            case .dax: "DAX file"
+            case .anon: "anonymous shared mapping"
+            }
+        }
+    }
+
     static let chunk = Geometry.pmdSize
     /// 16 chunks: one forgotten table per chunk is 64 KiB, far above the measured noise (0 B).
     static let size: UInt64 = 32 << 20
@@ -17,27 +40,47 @@ enum SharedPTTeardown {
     /// Tries at a SIGKILL that lands before the populate answers.
     static let killTries = 5
 
-    typealias Body = @Sendable (SharedPTFixture, inout Checks, SuiteOptions) throws(SharedPTError) -> Void
+    typealias Body = @Sendable (SharedPTFixture, Backing, inout Checks, SuiteOptions) throws(SharedPTError) -> Void
 
-    static let scenarios: [(label: String, size: UInt64, body: Body)] = [
-        ("creator_first", size, { f, c, o throws(SharedPTError) in try leave(f, &c, o, order: [0, 1, 2]) }),
-        ("creator_last", size, { f, c, o throws(SharedPTError) in try leave(f, &c, o, order: [1, 2, 0]) }),
-        ("all_at_once", size, allAtOnce),
-        ("sigkill_populating", killSize, killPopulating),
-        ("execve", size, execve),
-        ("munmap_piecewise", size, munmapPiecewise),
+    static let scenarios: [(label: String, size: UInt64, memfdOnly: Bool, body: Body)] = [
+        (
+            "creator_first", size, false,
+            { f, b, c, o throws(SharedPTError) in try leave(f, b, &c, o, order: [0, 1, 2]) }
+        ),
+        (
+            "creator_last", size, false,
+            { f, b, c, o throws(SharedPTError) in try leave(f, b, &c, o, order: [1, 2, 0]) }
+        ),
+        ("all_at_once", size, false, allAtOnce),
+        // It maps and populates with sharers of its own making.
+        ("sigkill_populating", killSize, true, { f, _, c, o throws(SharedPTError) in try killPopulating(f, &c, o) }),
+        ("execve", size, false, execve),
+        ("munmap_piecewise", size, false, munmapPiecewise),
     ]
 
-    static func noLeak(_ o: SuiteOptions) -> KTAPResult {
+    static func noLeak(_ o: SuiteOptions) -> KTAPResult { run("sharedpt.teardown.no_leak", o, .memfd) }
+
+    static func dax(_ o: SuiteOptions) -> KTAPResult {
+        let name = "sharedpt.dax.teardown"
+        switch Suite.daxMount(name) {
+        case .success(let m): return run(name, o, .dax(m.mountPoint))
+        case .failure(let box): return box.result
+        }
+    }
+
+    static func anon(_ o: SuiteOptions) -> KTAPResult { run("sharedpt.anon.teardown", o, .anon) }
+
+    static func run(_ name: String, _ o: SuiteOptions, _ backing: Backing) -> KTAPResult {
         if let r = Suite.needsSharedPT(name, o) { return r }
         var c = Checks(name)
         for sc in scenarios {
+            if sc.memfdOnly && !backing.isMemfd { continue }
             let before: LeakCheck.Reading
             do { before = try LeakCheck.read() } catch {
                 c.expect(false, "\(sc.label): PageTables before: \(error)")
                 continue
             }
-            run(sc.label, sc.size, o, &c, sc.body)
+            scenario(sc.label, sc.size, backing, o, &c, sc.body)
             let after: LeakCheck.Reading
             do { after = try LeakCheck.read() } catch {
                 c.expect(false, "\(sc.label): PageTables after: \(error)")
@@ -53,12 +96,21 @@ enum SharedPTTeardown {
         return c.result()
     }
 
-    /// One scenario on its own fixture; every sharer is reaped and the memfd closed on return.
-    static func run(_ label: String, _ size: UInt64, _ o: SuiteOptions, _ c: inout Checks, _ body: Body) {
-        c.note("\(label): \(ByteSize(size)) memfd (\(size / chunk) chunks)")
+    /// One scenario on its own fixture; every sharer is reaped and the file closed on return.
+    static func scenario(
+        _ label: String, _ size: UInt64, _ backing: Backing, _ o: SuiteOptions, _ c: inout Checks, _ body: Body
+    ) {
+        c.note("\(label): \(ByteSize(size)) \(backing.what) (\(size / chunk) chunks)")
         do {
-            let f = try SharedPTFixture(size: size, flag: o.mapSharedPTValue)
-            try body(f, &c, o)
+            let f: SharedPTFixture
+            switch backing {
+            case .memfd: f = try SharedPTFixture(size: size, flag: o.mapSharedPTValue)
+            case .dax(let directory):
+                f = try SharedPTFixture(daxDirectory: directory, size: size, flag: o.mapSharedPTValue)
+            // The memfd goes unused: nothing is allocated in it.
+            case .anon: f = try SharedPTFixture(size: size, flag: o.mapSharedPTValue, preallocate: false)
+            }
+            try body(f, backing, &c, o)
         } catch {
             if case .stepFailed = error {
                 c.note("\(label): the rest of this scenario depends on the step that failed")
@@ -68,18 +120,22 @@ enum SharedPTTeardown {
         }
     }
 
-    /// Three sharers of the whole file, sharer 0 the creator (it wrote the data, so it faulted
-    /// every table in), and the census proving that they share one table per chunk.
-    static func shared(_ f: SharedPTFixture, _ c: inout Checks, _ o: SuiteOptions) throws(SharedPTError) -> (
-        [Sharer], [UInt64]
-    ) {
-        // sharersWithData takes the census.
-        try SharedPTSemantics.sharersWithData(f, 3, &c, o)
+    /// Three sharers of the whole file (or anonymous mapping), sharer 0 the creator (it wrote
+    /// the data, so it faulted every table in), and the census proving that they share one
+    /// table per chunk.
+    static func shared(_ f: SharedPTFixture, _ b: Backing, _ c: inout Checks, _ o: SuiteOptions)
+        throws(SharedPTError) -> ([Sharer], [UInt64])
+    {
+        // Both take the census.
+        if case .anon = b { return try SharedPTSemantics.anonFamily(f, children: 2, &c, o) }
+        return try SharedPTSemantics.sharersWithData(f, 3, &c, o)
     }
 
     /// The sharers exit one by one in `order`.
-    static func leave(_ f: SharedPTFixture, _ c: inout Checks, _ o: SuiteOptions, order: [Int]) throws(SharedPTError) {
-        let (s, _) = try shared(f, &c, o)
+    static func leave(_ f: SharedPTFixture, _ b: Backing, _ c: inout Checks, _ o: SuiteOptions, order: [Int])
+        throws(SharedPTError)
+    {
+        let (s, _) = try shared(f, b, &c, o)
         for i in order {
             try s[i].exit()
             c.note("sharer \(i) (pid \(s[i].pid)\(i == 0 ? ", the creator" : "")) exited and was reaped")
@@ -87,8 +143,10 @@ enum SharedPTTeardown {
     }
 
     /// SIGKILL to every sharer before any is reaped: their exits race for the last detach.
-    static func allAtOnce(_ f: SharedPTFixture, _ c: inout Checks, _ o: SuiteOptions) throws(SharedPTError) {
-        let (s, _) = try shared(f, &c, o)
+    static func allAtOnce(_ f: SharedPTFixture, _ b: Backing, _ c: inout Checks, _ o: SuiteOptions)
+        throws(SharedPTError)
+    {
+        let (s, _) = try shared(f, b, &c, o)
         for x in s { _ = Glibc.kill(x.pid, SIGKILL) }
         for x in s { x.kill() }
         c.note("SIGKILL to all \(s.count) sharers at once, then reaped")
@@ -147,8 +205,10 @@ enum SharedPTTeardown {
 
     /// A sharer execs (its old mm torn down through exec_mmap()), another exits, and the
     /// creator, last, execs too: exec is both the leaver that unhooks and the last one.
-    static func execve(_ f: SharedPTFixture, _ c: inout Checks, _ o: SuiteOptions) throws(SharedPTError) {
-        let (s, _) = try shared(f, &c, o)
+    static func execve(_ f: SharedPTFixture, _ b: Backing, _ c: inout Checks, _ o: SuiteOptions)
+        throws(SharedPTError)
+    {
+        let (s, _) = try shared(f, b, &c, o)
         try s[1].exec()
         c.note("sharer 1 (pid \(s[1].pid)) exec'd a program that exited 0")
         try s[2].exit()
@@ -159,8 +219,10 @@ enum SharedPTTeardown {
 
     /// Every sharer unmaps its mapping in 2 MiB-aligned pieces, in different orders, so that
     /// the last one out of a chunk differs from chunk to chunk; then they exit.
-    static func munmapPiecewise(_ f: SharedPTFixture, _ c: inout Checks, _ o: SuiteOptions) throws(SharedPTError) {
-        let (s, a) = try shared(f, &c, o)
+    static func munmapPiecewise(_ f: SharedPTFixture, _ b: Backing, _ c: inout Checks, _ o: SuiteOptions)
+        throws(SharedPTError)
+    {
+        let (s, a) = try shared(f, b, &c, o)
         let n = f.size / chunk
         let mid = n / 2
         let pieces: [(Int, [Range<UInt64>])] = [
