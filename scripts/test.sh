@@ -139,11 +139,13 @@ semantics=$(grep -oE '"sharedpt\.(semantics|unshare|accounting|thp|reclaim|memcg
 [ -n "$semantics" ] || { echo "scripts/test.sh: error: no sharedpt.semantics.* test found in SharedPT.swift" >&2; exit 1; }
 for t in $semantics; do debug_tests+=(--test "$t"); done
 # The series' own kselftest, every exit path of a shared table under DEBUG_VM and
-# PAGE_TABLE_CHECK, anonymous shared tables through fork (attach by children and a
-# grandchild, an exit among them), and DAX's special PTEs in shared tables through faults,
-# truncate and hole punch.
+# PAGE_TABLE_CHECK (on a memfd, a DAX file and anonymous shared memory), anonymous shared
+# tables through fork (attach by children and a grandchild, an exit among them) and under the
+# storm, and DAX's special PTEs in shared tables through faults, truncate, hole punch and the
+# storm.
 debug_tests+=(--test sharedpt.kselftest --test sharedpt.teardown.no_leak --test sharedpt.anon.fork_inherit
-    --test sharedpt.dax.coherence --test sharedpt.dax.truncate)
+    --test sharedpt.anon.teardown --test sharedpt.anon.stress --test sharedpt.dax.coherence
+    --test sharedpt.dax.truncate --test sharedpt.dax.teardown --test sharedpt.dax.stress)
 # Each flavour: the kernel build as its own step (cold 19-25 min on 2 cores; cached instantly),
 # then the suite in QEMU on it. CI builds two kernels, patched and patched-debug: the stock
 # path runs on the patched kernel with an unused flag value (vm-suite.sh unflagged), since a

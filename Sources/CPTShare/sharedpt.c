@@ -532,7 +532,7 @@ void ptshare_agent_main(const struct ptshare_agent_plan *p)
 
 /* ---- The stress process ---- */
 
-#define STRESS_MAX_PAGES 8192u    /* 32 MiB of file */
+#define STRESS_MAX_PAGES 8192u    /* 32 MiB of file; a page index fits 16 bits */
 #define STRESS_MAX_SEEN (1u << 20) /* pages × processes whose last generation a reader keeps */
 
 /* What this process wrote last in its own word of each page; 0: nothing yet. */
@@ -589,7 +589,7 @@ struct stress_ctx {
 	uint32_t slot;
 	uint64_t rng;
 	uint64_t *generations;         /* the driver's shared pages: published generation per slot */
-	uint64_t *finished;            /* finished generation << 32 | first page written, per slot */
+	uint64_t *finished;            /* finished generation << 32 | end page << 16 | first, per slot */
 	/* Read per word, the shared pages would cost most of a check walk under TCG: */
 	uint64_t published[PAGE / 8];  /* what each slot had published when last read (it only grows) */
 	uint64_t finished_at_walk[PAGE / 8]; /* `finished` as read before the check walk's first word */
@@ -620,7 +620,7 @@ static uint32_t stress_judge(struct stress_ctx *x, uint32_t w, uint64_t v, uint6
 	const struct ptshare_stress_plan *p = x->p;
 	uint32_t *seen = &stress_seen[page * p->processes + w];
 	uint64_t f = x->finished_at_walk[w];
-	uint64_t finished = page >= (f & 0xffffffffull) ? f >> 32 : 0;
+	uint64_t finished = page >= (f & 0xffff) && page < (f >> 16 & 0xffff) ? f >> 32 : 0;
 	int above = page * PAGE >= p->floor;
 	int writes = w != p->truncator_slot;
 	uint64_t gen = v & PTSHARE_STRESS_WORD_GENERATION_MASK;
@@ -741,6 +741,13 @@ static void stress_truncator(struct stress_ctx *x)
 	const struct ptshare_stress_plan *p = x->p;
 	int punch = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
 
+	while (p->anon_addr && x->r.iterations < p->iterations && now_ns() < p->deadline_ns) {
+		/* No size to change: the hole punch alone, through the inherited mapping. */
+		if (madvise((void *)(uintptr_t)(p->anon_addr + p->floor), p->file_size - p->floor, MADV_REMOVE) != 0)
+			stress_finish(x, PTSHARE_STRESS_TRUNCATE, errno, 1);
+		stress_sleep_us(2000 + next_random(x) % 8000);
+		x->r.iterations++;
+	}
 	while (x->r.iterations < p->iterations && now_ns() < p->deadline_ns) {
 		if (ftruncate(p->fd, (off_t)p->floor) != 0)
 			stress_finish(x, PTSHARE_STRESS_TRUNCATE, errno, 1);
@@ -790,19 +797,33 @@ void ptshare_stress_main(const struct ptshare_stress_plan *p, uint32_t slot, uin
 		if (x.r.iterations % 3 == 0) {
 			off = 0;
 			len = p->file_size;
+		} else if (!p->anon_addr) {
+			/*
+			 * A length of its own, so that a mapping does not always end where the file
+			 * does: mmap() places one at the top of the free range, and with one end the
+			 * same for all, every process would map each file offset at one address, and a
+			 * kernel that attached by address instead of by offset could not be told apart.
+			 */
+			len = (1 + next_random(&x) % (len / CHUNK)) * CHUNK;
 		}
 		if (++gen > PTSHARE_STRESS_WORD_GENERATION_MASK)
 			stress_finish(&x, PTSHARE_STRESS_FORK, EOVERFLOW, 1);
 		/* Published before any word of it is written (the fence orders the two). */
 		__atomic_store_n(&x.generations[slot], gen, __ATOMIC_RELAXED);
 		__atomic_thread_fence(__ATOMIC_RELEASE);
-		a = mmap(NULL, len, PROT_READ | PROT_WRITE, ptshare_MAP_SHARED_VALIDATE | (int)p->flag, p->fd, (off_t)off);
-		if (a == MAP_FAILED)
-			stress_finish(&x, PTSHARE_STRESS_MMAP, errno, 1);
+		if (p->anon_addr) {
+			a = (void *)(uintptr_t)(p->anon_addr + off);
+		} else {
+			a = mmap(NULL, len, PROT_READ | PROT_WRITE, ptshare_MAP_SHARED_VALIDATE | (int)p->flag, p->fd,
+				 (off_t)off);
+			if (a == MAP_FAILED)
+				stress_finish(&x, PTSHARE_STRESS_MMAP, errno, 1);
+		}
 		e = stress_walk(&x, (uint64_t)(uintptr_t)a, off, len, 1, gen);
 		if (!e) {
 			/* Every page from off on now holds this generation (or 0 above the floor). */
-			__atomic_store_n(&x.finished[slot], gen << 32 | off / PAGE, __ATOMIC_RELEASE);
+			__atomic_store_n(&x.finished[slot], gen << 32 | (off + len) / PAGE << 16 | off / PAGE,
+					 __ATOMIC_RELEASE);
 			e = stress_walk(&x, (uint64_t)(uintptr_t)a, off, len, 0, gen);
 		}
 		if (e)
@@ -835,6 +856,11 @@ void ptshare_stress_main(const struct ptshare_stress_plan *p, uint32_t slot, uin
 			}
 		}
 
+		if (p->anon_addr) {
+			/* The inherited mapping cannot come back: it is unmapped after the last round. */
+			x.r.iterations++;
+			continue;
+		}
 		if (len > CHUNK && x.r.iterations % 2 == 0) {
 			/* Unmap the first 2 MiB, check the rest, then unmap it. */
 			if (munmap(a, CHUNK) != 0)
@@ -848,6 +874,26 @@ void ptshare_stress_main(const struct ptshare_stress_plan *p, uint32_t slot, uin
 			stress_finish(&x, PTSHARE_STRESS_MUNMAP, errno, 1);
 		}
 		x.r.iterations++;
+	}
+	if (p->anon_addr && incarnation % 2 == 0) {
+		/* Chunk by chunk from a random one on, checking what is left after each, so that the
+		 * last sharer out differs from chunk to chunk; odd incarnations leave it to exit. */
+		uint64_t first = next_random(&x) % chunks;
+
+		for (uint64_t k = 0; k < chunks; k++) {
+			uint64_t c = (first + k) % chunks;
+
+			if (munmap((void *)(uintptr_t)(p->anon_addr + c * CHUNK), CHUNK) != 0)
+				stress_finish(&x, PTSHARE_STRESS_MUNMAP, errno, 1);
+			if (c + 1 < chunks && k + 1 < chunks) {
+				uint64_t rest = (chunks - c - 1) * CHUNK;
+
+				e = stress_walk(&x, p->anon_addr + (c + 1) * CHUNK, (c + 1) * CHUNK,
+						first > c ? (first - c - 1) * CHUNK : rest, 0, gen);
+				if (e)
+					stress_finish(&x, e, 0, 1);
+			}
+		}
 	}
 	stress_finish(&x, PTSHARE_STRESS_OK, 0, 0);
 }

@@ -22,6 +22,9 @@
 #ifndef MAP_SHARED_VALIDATE
 #define MAP_SHARED_VALIDATE 0x03
 #endif
+#ifndef MAP_SYNC
+#define MAP_SYNC 0x80000
+#endif
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
 #endif
@@ -36,6 +39,7 @@ const int ptshare_MFD_CLOEXEC = MFD_CLOEXEC;
 const int ptshare_MFD_HUGETLB = MFD_HUGETLB;
 const int ptshare_MAP_SHARED_VALIDATE = MAP_SHARED_VALIDATE;
 const int ptshare_MAP_FIXED_NOREPLACE = MAP_FIXED_NOREPLACE;
+const int ptshare_MAP_SYNC = MAP_SYNC;
 const int ptshare_MADV_POPULATE_READ = MADV_POPULATE_READ;
 const int ptshare_MADV_POPULATE_WRITE = MADV_POPULATE_WRITE;
 const long ptshare_HUGETLBFS_MAGIC = HUGETLBFS_MAGIC;

@@ -41,7 +41,7 @@ import Testing
 
     @Test func everySharedPTTestIsRegisteredOnce() {
         let names = Suite.sharedPTTests.map(\.name)
-        #expect(names.count == 63)
+        #expect(names.count == 65)
         #expect(names.allSatisfy { $0.hasPrefix("sharedpt.") })
         #expect(Array(Suite.testNames.suffix(names.count)) == names)
     }

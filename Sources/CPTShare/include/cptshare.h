@@ -12,6 +12,7 @@
 extern const int ptshare_MFD_CLOEXEC;
 extern const int ptshare_MFD_HUGETLB;
 extern const int ptshare_MAP_SHARED_VALIDATE;
+extern const int ptshare_MAP_SYNC;
 extern const int ptshare_MAP_FIXED_NOREPLACE;
 extern const int ptshare_MADV_POPULATE_READ;
 extern const int ptshare_MADV_POPULATE_WRITE;
@@ -255,10 +256,16 @@ struct ptshare_stress_plan {
 	uint32_t truncator_slot;
 	/* Address of two MAP_SHARED anonymous pages the driver mapped before forking, 512 uint64_t
 	 * each, indexed by slot. The first: the generation each slot has published (before writing
-	 * a word of it). The second: the generation it has finished writing, << 32, | the first file
-	 * page it wrote (it wrote every page from there to the end of the file). They outlive a
-	 * slot's process, so a respawned writer continues its slot's generations. */
+	 * a word of it). The second: the generation it has finished writing, << 32, | the page after
+	 * the last it wrote << 16 | the first (it wrote every page between). They outlive a slot's
+	 * process, so a respawned writer continues its slot's generations. */
 	uint64_t generations;
+	/* Nonzero: anonymous shared memory, file_size bytes the driver mapped here with the flag
+	 * (MAP_SHARED | MAP_ANONYMOUS) before forking, and `fd` unused. A process then works in
+	 * the mapping it inherited (it attaches on its first touch) instead of mapping the file,
+	 * unmaps it in pieces at the end of its rounds, and the truncator punches the range above
+	 * the floor with MADV_REMOVE instead of truncating. */
+	uint64_t anon_addr;
 };
 
 /* A stress word: magic (8 bits) | writer slot (12) | page index in the file (16) |

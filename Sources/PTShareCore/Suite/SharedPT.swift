@@ -12,10 +12,12 @@ extension Suite {
         ("sharedpt.anon.tables", sharedPTAnonTables),
         ("sharedpt.anon.fork_inherit", SharedPTSemantics.anonForkInherit),
         ("sharedpt.anon.teardown", SharedPTTeardown.anon),
+        ("sharedpt.anon.stress", SharedPTStress.anonRun),
         ("sharedpt.dax.savings", sharedPTDaxSavings),
         ("sharedpt.dax.tables", sharedPTDaxTables),
         ("sharedpt.dax.coherence", SharedPTSemantics.daxCoherence),
         ("sharedpt.dax.truncate", SharedPTSemantics.daxTruncate),
+        ("sharedpt.dax.map_sync", SharedPTSemantics.daxMapSync),
         ("sharedpt.dax.stress", SharedPTStress.daxRun),
         ("sharedpt.dax.teardown", SharedPTTeardown.dax),
         ("sharedpt.semantics.coherence", SharedPTSemantics.coherence),
@@ -247,6 +249,39 @@ struct Checks {
     func result() -> KTAPResult {
         if ok, let why = unprovenReason { return KTAPResult(name: name, status: .skip(why), diagnostics: lines) }
         return KTAPResult(name: name, status: ok ? .pass : .fail, diagnostics: lines)
+    }
+}
+
+/// What the sharers of a sharedpt test map.
+enum SharedPTBacking: Sendable {
+    case memfd
+    /// A file in this directory of a -o dax=always mount, every chunk PTE-mapped.
+    case dax(String)
+    /// MAP_SHARED | MAP_ANONYMOUS, mapped once by its creator (sharer 0, the stress driver)
+    /// before it forks the others.
+    case anon
+
+    var isMemfd: Bool {
+        if case .memfd = self { return true }
+        return false
+    }
+
+    var what: String {
+        switch self {
+        case .memfd: "memfd"
+        case .dax: "DAX file"
+        case .anon: "anonymous shared mapping"
+        }
+    }
+
+    /// The fixture of a test on this backing. For `.anon` its memfd goes unused (nothing is
+    /// allocated in it); `preallocate` is for a memfd.
+    func fixture(size: UInt64, flag: UInt32, preallocate: Bool = true) throws(SharedPTError) -> SharedPTFixture {
+        switch self {
+        case .memfd: try SharedPTFixture(size: size, flag: flag, preallocate: preallocate)
+        case .dax(let directory): try SharedPTFixture(daxDirectory: directory, size: size, flag: flag)
+        case .anon: try SharedPTFixture(size: size, flag: flag, preallocate: false)
+        }
     }
 }
 

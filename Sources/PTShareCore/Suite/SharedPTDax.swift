@@ -1,3 +1,4 @@
+import CPTShare
 import Glibc
 
 /// sharedpt.dax.*: files accessed by DAX (fs-dax on pmem, ext4 -o dax=always in the guest)
@@ -98,6 +99,30 @@ extension Suite {
 extension SharedPTSemantics {
     /// sharedpt.semantics.coherence on a DAX file: a write by one sharer is read by all.
     static func daxCoherence(_ o: SuiteOptions) -> KTAPResult { coherence("sharedpt.dax.coherence", o, dax: true) }
+
+    /// MAP_SYNC: a write fault makes the block's metadata durable before the PTE turns
+    /// writable (dax_finish_sync_fault()), so a MAP_SYNC mapping must not share a table with
+    /// one without it, whose faults install writable PTEs over blocks whose allocation may not
+    /// be on the media yet. Two MAP_SYNC sharers (VmFlags `sf`) share one table per chunk; a
+    /// third without MAP_SYNC has tables of its own; what either side writes, the other reads.
+    static func daxMapSync(_ o: SuiteOptions) -> KTAPResult {
+        run("sharedpt.dax.map_sync", o, dax: true) { f, c throws(SharedPTError) in
+            let s = try f.spawn(3)
+            var a: [UInt64] = []
+            for i in 0..<2 {
+                a.append(try map(f, s[i], i, &c, extraFlags: ptshare_MAP_SYNC, label: " with MAP_SYNC"))
+                expectFlags(s[i], i, a[i], shared: true, with: ["sf"], &c)
+            }
+            a.append(try map(f, s[2], 2, &c, label: " without MAP_SYNC"))
+            try fill(s[0], 0, a[0], f.size, seed: 0x1000, &c)
+            for i in 1..<3 { try check(s[i], i, a[i], f.size, seed: 0x1000, &c) }
+            let v = { (i: Int) in view(s[i], i, a[i], length: f.size) }
+            census([v(0), v(1)], &c, o)
+            census([v(0), v(2)], &c, o, .separateTables)
+            try fill(s[2], 2, a[2], f.size, seed: 0x2000, &c)
+            for i in 0..<2 { try check(s[i], i, a[i], f.size, seed: 0x2000, &c) }
+        }
+    }
 
     /// First, DAX pages stay out of every RSS counter: sharer 1 joins tables full of DAX
     /// pages, the file is truncated to nothing, and sharer 1 exits; had joining counted the

@@ -44,14 +44,14 @@ enum SharedPTSemantics {
     static func map(
         _ f: SharedPTFixture, _ s: Sharer, _ index: Int, _ c: inout Checks, length: UInt64? = nil,
         offset: UInt64 = 0, prot: Int32 = PROT_READ | PROT_WRITE, fd: Int32? = nil, at: UInt64? = nil,
-        label: String = ""
+        extraFlags: Int32 = 0, label: String = ""
     ) throws(SharedPTError) -> UInt64 {
         let len = length ?? f.size
         let how = prot == PROT_READ ? "read-only " : ""
         let what =
             "sharer \(index) (pid \(s.pid)) maps \(ByteSize(len)) \(how)at offset \(ByteSize(offset))\(label)"
             + (at.map { " at \(hex($0))" } ?? "")
-        let flags = at == nil ? f.flags(index) : f.flags(index) | ptshare_MAP_FIXED_NOREPLACE
+        let flags = (at == nil ? f.flags(index) : f.flags(index) | ptshare_MAP_FIXED_NOREPLACE) | extraFlags
         let r = try s.call(
             PTSHARE_AGENT_MAP, addr: at ?? 0, length: len, offset: offset, arg: prot, flags: flags, fd: fd ?? f.fd)
         guard r.error == 0 else {

@@ -216,15 +216,29 @@ enum SharedPTStress {
         }
         var c = Checks(name)
         let census = c.censusPossible(modulePath: o.modulePath)
-        stormChecks(o, census: census, flag: o.mapSharedPTValue, pressure: nil, dax: mount.mountPoint, &c)
+        stormChecks(o, census: census, flag: o.mapSharedPTValue, pressure: nil, backing: .dax(mount.mountPoint), &c)
+        return c.result()
+    }
+
+    /// sharedpt.anon.stress: the storm on anonymous shared memory (series patch 9) the driver
+    /// maps with the flag before forking: every stress process, respawned ones too, works in
+    /// the mapping it inherited and attaches on its first touch; forked checkers inherit it in
+    /// turn; even incarnations unmap it chunk by chunk at the end, odd ones leave it to exit;
+    /// the truncator punches the range above the floor with MADV_REMOVE.
+    static func anonRun(_ o: SuiteOptions) -> KTAPResult {
+        let name = "sharedpt.anon.stress"
+        if let r = Suite.needsSharedPT(name, o) { return r }
+        var c = Checks(name)
+        let census = c.censusPossible(modulePath: o.modulePath)
+        stormChecks(o, census: census, flag: o.mapSharedPTValue, pressure: nil, backing: .anon, &c)
         return c.result()
     }
 
     /// sharedpt.pressure.stress: the storm under memory pressure, with compaction and
     /// migration going on (see `Pressure`): proactive reclaim (memory.reclaim) rather than a
     /// limit, which under TCG throttled 32 processes whose working set is twice the file.
-    /// Unshared (flag 0, no census) on a kernel without the flag. Proof that the pressure was real: /proc/vmstat pswpout and pgmigrate_success
-    /// grew during the run. Premise: swap, cgroup v2 with memory, two NUMA nodes, root; else SKIP.
+    /// Unshared (flag 0, no census) on a kernel without the flag. Proof that the pressure was
+    /// real: /proc/vmstat pswpout and pgmigrate_success grew during the run. Premise: swap, cgroup v2 with memory, two NUMA nodes, root; else SKIP.
     static func pressureRun(_ o: SuiteOptions) -> KTAPResult {
         let name = "sharedpt.pressure.stress"
         var c = Checks(name)
@@ -280,19 +294,18 @@ enum SharedPTStress {
     }
 
     /// Runs the storm and turns its tally and the kernel log into check lines.
-    /// `dax`: a directory on a -o dax=always mount, where the storm's file is made (a memfd
-    /// without it).
     static func stormChecks(
-        _ o: SuiteOptions, census: Bool, flag: UInt32, pressure: Pressure?, dax: String? = nil, _ c: inout Checks
+        _ o: SuiteOptions, census: Bool, flag: UInt32, pressure: Pressure?, backing: SharedPTBacking = .memfd,
+        _ c: inout Checks
     ) {
         let log = KernelLog.open()
         do {
-            let t = try storm(o, census: census, flag: flag, pressure: pressure, dax: dax)
+            let t = try storm(o, census: census, flag: flag, pressure: pressure, backing: backing)
+            let cycles = if case .anon = backing { "MADV_REMOVE punches" } else { "truncate/extend/punch cycles" }
             c.note(
-                "\(processes) processes for \(o.stressSeconds) s on a \(ByteSize(fileSize)) "
-                    + (dax == nil ? "memfd" : "DAX file in \(dax!)") + " (floor "
+                "\(processes) processes for \(o.stressSeconds) s on a \(ByteSize(fileSize)) \(backing.what) (floor "
                     + "\(ByteSize(floor))): \(t.iterations) iterations, \(t.forks) forked checkers, "
-                    + "\(t.truncations) truncate/extend/punch cycles, \(t.sigbus) SIGBUS above the floor, "
+                    + "\(t.truncations) \(cycles), \(t.sigbus) SIGBUS above the floor, "
                     + "\(t.reports) reports")
             if pressure != nil {
                 c.note(
@@ -347,17 +360,30 @@ enum SharedPTStress {
     }
 
     /// Runs the storm and returns the tally; everything it started is killed and reaped.
-    static func storm(_ o: SuiteOptions, census: Bool, flag: UInt32, pressure: Pressure? = nil, dax: String? = nil)
-        throws(SharedPTError) -> Tally
-    {
+    static func storm(
+        _ o: SuiteOptions, census: Bool, flag: UInt32, pressure: Pressure? = nil, backing: SharedPTBacking = .memfd
+    ) throws(SharedPTError) -> Tally {
         // Under pressure the stress processes allocate the file's pages themselves, so that
         // their cgroup is charged and reclaims them. A DAX fixture turns PR_SET_THP_DISABLE on
         // for the driver, and so for every stress process: every chunk is PTE-mapped.
-        let f: SharedPTFixture
-        if let dax {
-            f = try SharedPTFixture(daxDirectory: dax, size: fileSize, flag: flag)
-        } else {
-            f = try SharedPTFixture(size: fileSize, flag: flag, preallocate: pressure == nil)
+        let f = try backing.fixture(size: fileSize, flag: flag, preallocate: pressure == nil)
+        // Anonymous shared memory: mapped here, never touched here, inherited by every stress
+        // process (and respawned one), which attaches on its first touch.
+        var anon: UInt64 = 0
+        if case .anon = backing {
+            do {
+                anon = try Sys.mmap(
+                    0, fileSize, prot: PROT_READ | PROT_WRITE,
+                    flags: ptshare_MAP_SHARED_VALIDATE | Int32(bitPattern: flag) | MAP_ANONYMOUS, fd: -1, offset: 0)
+            } catch { throw .system(error) }
+        }
+        defer { if anon != 0 { try? Sys.munmap(anon, fileSize) } }
+        // /proc/PID/maps names every anonymous shared mapping "/dev/zero (deleted)", the
+        // driver's generation pages too: the storm's is what lies in the range it inherited.
+        let path = anon == 0 ? f.mapsPath : "/dev/zero"
+        let range = anon == 0 ? 0..<UInt64.max : anon..<anon + fileSize
+        func isView(_ m: MapsEntry) -> Bool {
+            m.path.hasPrefix(path) && range.contains(m.start) && m.end <= range.upperBound
         }
         let report: (read: Int32, write: Int32)
         do { report = try Sys.pipe() } catch { throw .system(error) }
@@ -391,6 +417,7 @@ enum SharedPTStress {
         plan.pointee.iterations = iterations
         plan.pointee.truncator_slot = truncator
         plan.pointee.generations = generations
+        plan.pointee.anon_addr = anon
 
         var pids = [pid_t](repeating: 0, count: processes)
         var incarnation = [UInt32](repeating: 0, count: processes)
@@ -505,7 +532,7 @@ enum SharedPTStress {
                 throw .stepFailed("\(left) stress process(es) still running 120 s after the deadline")
             }
             if now >= nextRound && now < deadline {
-                var r = try stopRound(pids, path: f.mapsPath, census: census)
+                var r = try stopRound(pids, census: census, isView: isView)
                 r.stoppedNanoseconds = Sys.monotonicNanoseconds() - now
                 tally.rounds.append(r)
                 nextRound += interval
@@ -536,9 +563,9 @@ enum SharedPTStress {
     }
 
     /// Stops every stress process (SIGSTOP, then waits for state T; a zombie has exited and maps
-    /// nothing), reads their mappings of the file (maps path starting with `path`), takes the census when `census`, and lets
+    /// nothing), reads their mappings of the file (the maps entries `isView` takes), takes the census when `census`, and lets
     /// them all go on. Stopped, nobody maps, unmaps or truncates while the module walks.
-    static func stopRound(_ pids: [pid_t], path: String, census: Bool) throws(SharedPTError) -> Round {
+    static func stopRound(_ pids: [pid_t], census: Bool, isView: (MapsEntry) -> Bool) throws(SharedPTError) -> Round {
         var stopped: [pid_t] = []
         defer { for pid in stopped { try? Sys.kill(pid, SIGCONT) } }
         for pid in pids where pid > 0 {
@@ -569,7 +596,7 @@ enum SharedPTStress {
             do { maps = try ProcFS.maps(pid) } catch {
                 throw .stepFailed("census: /proc/\(pid)/maps of stress process \(slot): \(error)")
             }
-            for m in maps where m.path.hasPrefix(path) {
+            for m in maps where isView(m) {
                 views.append(
                     TableCensus.View(
                         label: "process \(slot) at \(hex(m.start))", pid: pid, address: m.start, fileOffset: m.offset,

@@ -9,27 +9,7 @@ import Glibc
 /// sharedpt.anon.teardown run the same scenarios (but the SIGKILL mid-populate) on a DAX file
 /// and on anonymous shared memory, whose sharers sharer 0 forks.
 enum SharedPTTeardown {
-    /// What the sharers map.
-    enum Backing: Sendable {
-        case memfd
-        /// A file in this directory of a -o dax=always mount, every chunk PTE-mapped.
-        case dax(String)
-        /// MAP_SHARED | MAP_ANONYMOUS, mapped by sharer 0 before it forks the others.
-        case anon
-
-        var isMemfd: Bool {
-            if case .memfd = self { return true }
-            return false
-        }
-
-        var what: String {
-            switch self {
-            case .memfd: "memfd"
-            case .dax: "DAX file"
-            case .anon: "anonymous shared mapping"
-            }
-        }
-    }
+    typealias Backing = SharedPTBacking
 
     static let chunk = Geometry.pmdSize
     /// 16 chunks: one forgotten table per chunk is 64 KiB, far above the measured noise (0 B).
@@ -102,14 +82,8 @@ enum SharedPTTeardown {
     ) {
         c.note("\(label): \(ByteSize(size)) \(backing.what) (\(size / chunk) chunks)")
         do {
-            let f: SharedPTFixture
-            switch backing {
-            case .memfd: f = try SharedPTFixture(size: size, flag: o.mapSharedPTValue)
-            case .dax(let directory):
-                f = try SharedPTFixture(daxDirectory: directory, size: size, flag: o.mapSharedPTValue)
-            // The memfd goes unused: nothing is allocated in it.
-            case .anon: f = try SharedPTFixture(size: size, flag: o.mapSharedPTValue, preallocate: false)
-            }
+            let f = try backing.fixture(size: size, flag: o.mapSharedPTValue)
+
             try body(f, backing, &c, o)
         } catch {
             if case .stepFailed = error {
