@@ -131,9 +131,9 @@ step "checkpatch --strict on kmod/patches and the probe module" scripts/checkpat
 # memcg, oom, migrate, memory_failure, numa, pressure) registered in the suite (each unshare drives a zap,
 # an unhook and a refault, each accounting test the RSS fan-out under lockdep, the THP test PMD
 # and shared PTE chunks in one mapping), so a new one cannot miss this run.
-# The two storms (sharedpt.stress, sharedpt.pressure.stress) run 30 s each here, not 60: the
-# patched flavour already ran them for 60 s, and a cold CI run (two kernel builds) has to fit
-# in 90 min on 2 cores.
+# The four storms (sharedpt.stress, .pressure.stress, .anon.stress, .dax.stress) run 30 s each
+# here, not 60: the patched flavour already ran them for 60 s, and a cold CI run (two kernel
+# builds) has to fit in 90 min on 2 cores (README, CI costs).
 debug_tests=(--stress-seconds 30 --test sharedpt.stress --test sharedpt.hint_rounding)
 semantics=$(grep -oE '"sharedpt\.(semantics|unshare|accounting|thp|reclaim|memcg|oom|migrate|memory_failure|numa|pressure)\.[a-z_]*"' Sources/PTShareCore/Suite/SharedPT.swift | tr -d '"')
 [ -n "$semantics" ] || { echo "scripts/test.sh: error: no sharedpt.semantics.* test found in SharedPT.swift" >&2; exit 1; }
@@ -145,7 +145,7 @@ for t in $semantics; do debug_tests+=(--test "$t"); done
 # storm.
 debug_tests+=(--test sharedpt.kselftest --test sharedpt.teardown.no_leak --test sharedpt.anon.fork_inherit
     --test sharedpt.anon.teardown --test sharedpt.anon.stress --test sharedpt.dax.coherence
-    --test sharedpt.dax.truncate --test sharedpt.dax.teardown --test sharedpt.dax.stress)
+    --test sharedpt.dax.truncate --test sharedpt.dax.map_sync --test sharedpt.dax.teardown --test sharedpt.dax.stress)
 # Each flavour: the kernel build as its own step (cold 19-25 min on 2 cores; cached instantly),
 # then the suite in QEMU on it. CI builds two kernels, patched and patched-debug: the stock
 # path runs on the patched kernel with an unused flag value (vm-suite.sh unflagged), since a

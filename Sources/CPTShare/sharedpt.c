@@ -821,7 +821,7 @@ void ptshare_stress_main(const struct ptshare_stress_plan *p, uint32_t slot, uin
 		}
 		e = stress_walk(&x, (uint64_t)(uintptr_t)a, off, len, 1, gen);
 		if (!e) {
-			/* Every page from off on now holds this generation (or 0 above the floor). */
+			/* Every page of [off, off + len) now holds this generation (or 0 above the floor). */
 			__atomic_store_n(&x.finished[slot], gen << 32 | (off + len) / PAGE << 16 | off / PAGE,
 					 __ATOMIC_RELEASE);
 			e = stress_walk(&x, (uint64_t)(uintptr_t)a, off, len, 0, gen);
@@ -883,16 +883,16 @@ void ptshare_stress_main(const struct ptshare_stress_plan *p, uint32_t slot, uin
 		for (uint64_t k = 0; k < chunks; k++) {
 			uint64_t c = (first + k) % chunks;
 
+			/* Still mapped: [c + 1, first) after the wrap, else [c + 1, chunks) and [0, first). */
+			uint64_t end = c < first ? first : chunks;
+
 			if (munmap((void *)(uintptr_t)(p->anon_addr + c * CHUNK), CHUNK) != 0)
 				stress_finish(&x, PTSHARE_STRESS_MUNMAP, errno, 1);
-			if (c + 1 < chunks && k + 1 < chunks) {
-				uint64_t rest = (chunks - c - 1) * CHUNK;
-
-				e = stress_walk(&x, p->anon_addr + (c + 1) * CHUNK, (c + 1) * CHUNK,
-						first > c ? (first - c - 1) * CHUNK : rest, 0, gen);
-				if (e)
-					stress_finish(&x, e, 0, 1);
-			}
+			e = stress_walk(&x, p->anon_addr + (c + 1) * CHUNK, (c + 1) * CHUNK, (end - c - 1) * CHUNK, 0, gen);
+			if (!e && c >= first)
+				e = stress_walk(&x, p->anon_addr, 0, first * CHUNK, 0, gen);
+			if (e)
+				stress_finish(&x, e, 0, 1);
 		}
 	}
 	stress_finish(&x, PTSHARE_STRESS_OK, 0, 0);
@@ -947,12 +947,16 @@ int ptshare_squeeze_in_child(const struct ptshare_squeeze_plan *p)
 {
 	struct ptshare_squeeze_result r;
 	unsigned long from = p->from_mask, to = p->to_mask;
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	uint32_t i;
 	long left;
 
 	if (pid != 0)
 		return pid;
+	/* Default stop signals, and dead with the driver. */
+	if (child_setup(parent) != 0)
+		_exit(2);
 	memset(&r, 0, sizeof(r));
 	r.reclaim_errno = write_once(p->reclaim_path, p->reclaim_value);
 	r.compact_errno = write_once("/proc/sys/vm/compact_memory", "1");

@@ -180,6 +180,11 @@ int ptshare_install_stop_handlers(void)
 	return sigprocmask(SIG_UNBLOCK, &set, NULL);
 }
 
+int ptshare_ignore_sigpipe(void)
+{
+	return signal(SIGPIPE, SIG_IGN) == SIG_ERR ? -1 : 0;
+}
+
 int ptshare_stop_signal(void)
 {
 	return stop_signal;

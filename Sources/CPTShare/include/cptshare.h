@@ -63,6 +63,8 @@ int ptshare_wtermsig(int status);
  * are unblocked; the driver polls the flag and tears the run down. 0 or -1 with errno. */
 int ptshare_install_stop_handlers(void);
 /* The last stop signal received, or 0. */
+/* SIGPIPE ignored (what ptshare_install_stop_handlers also does); 0 or -1 with errno. */
+int ptshare_ignore_sigpipe(void);
 int ptshare_stop_signal(void);
 
 enum ptshare_touch {
@@ -238,10 +240,11 @@ int ptshare_write_in_child(const char *path, const char *value);
 int ptshare_set_cpu_mask(uint64_t mask);
 
 /* sharedpt.stress: a process that, until the deadline or `iterations` rounds, maps the file
- * with MAP_SHARED_PT at a varying 2 MiB-aligned offset, writes its own word in every page
- * (word `slot`), checks every owner's word of every page, forks a checking child now and then,
- * unmaps (sometimes in two aligned pieces), and finally reports. The truncator shrinks the
- * file to `floor` and back and punches holes above it: SIGBUS above the floor is tolerated. */
+ * with MAP_SHARED_PT at a varying 2 MiB-aligned offset and length, writes its own word in every
+ * page (word `slot`), checks every owner's word of every page, forks a checking child now and
+ * then, unmaps (sometimes in two aligned pieces), and finally reports. The truncator shrinks
+ * the file to `floor` and back and punches holes above it: SIGBUS above the floor is tolerated.
+ * With `anon_addr`, anonymous shared memory instead (below). */
 struct ptshare_stress_plan {
 	int32_t driver_pid;
 	int32_t fd;

@@ -475,7 +475,15 @@ enum SharedPTStress {
             tally.add(
                 bytes.withUnsafeBytes { $0.loadUnaligned(as: ptshare_squeeze_result.self) }, cgroup: p.cgroup.path)
         }
-        defer { try? reapSqueezer(wait: true) }
+        // On an error: the stress processes and the pressure child are killed before anything
+        // waits (the child may be in migrate_pages on one of them); the defer above reaps them.
+        defer {
+            if let pid = squeezer {
+                for p in pids where p > 0 { _ = Glibc.kill(p, SIGKILL) }
+                _ = Glibc.kill(pid, SIGKILL)
+                _ = try? Sys.waitpid(pid, noHang: false)
+            }
+        }
         func squeeze(_ p: Pressure) throws(SharedPTError) {
             try reapSqueezer(wait: false)
             guard squeezer == nil, let q = squeezed else {
@@ -564,7 +572,9 @@ enum SharedPTStress {
 
     /// Stops every stress process (SIGSTOP, then waits for state T; a zombie has exited and maps
     /// nothing), reads their mappings of the file (the maps entries `isView` takes), takes the census when `census`, and lets
-    /// them all go on. Stopped, nobody maps, unmaps or truncates while the module walks.
+    /// them all go on. Stopped, nobody maps, unmaps or truncates while the module walks (under
+    /// `Pressure`, reclaim, compaction and migrate_pages may still rewrite PTEs meanwhile: they
+    /// free no table, which is what the census counts).
     static func stopRound(_ pids: [pid_t], census: Bool, isView: (MapsEntry) -> Bool) throws(SharedPTError) -> Round {
         var stopped: [pid_t] = []
         defer { for pid in stopped { try? Sys.kill(pid, SIGCONT) } }

@@ -100,12 +100,13 @@ public enum Suite {
         let selected = tests.filter { o.only.isEmpty || o.only.contains($0.name) }
         emit(KTAP.header(count: selected.count))
         // SIGPIPE ignored before the first test: a write to a sharer that died is an EPIPE that
-        // test reports, not the end of the suite (and of its KTAP totals).
-        var handlers: SystemCallError?
-        do { try Sys.installStopHandlers() } catch { handlers = error }
+        // test reports, not the end of the suite (and of its KTAP totals). Only SIGPIPE: the
+        // stop signals still end a suite run from a terminal.
+        var ignored: SystemCallError?
+        do { try Sys.ignoreSIGPIPE() } catch { ignored = error }
         var results: [KTAPResult] = []
         for (i, t) in selected.enumerated() {
-            if let e = handlers {
+            if let e = ignored {
                 let r = KTAPResult(name: t.name, status: .fail, diagnostics: ["\(t.name): not run: \(e)"])
                 results.append(r)
                 emit(KTAP.result(r, number: i + 1))

@@ -320,6 +320,11 @@ public enum Sys {
         _ = try check(ptshare_set_child_subreaper(on ? 1 : 0), "prctl(PR_SET_CHILD_SUBREAPER)")
     }
 
+    /// SIGPIPE ignored: a write to a pipe whose reader died fails with EPIPE instead.
+    public static func ignoreSIGPIPE() throws(SystemCallError) {
+        _ = try check(ptshare_ignore_sigpipe(), "signal", value: "SIGPIPE")
+    }
+
     public static func installStopHandlers() throws(SystemCallError) {
         _ = try check(ptshare_install_stop_handlers(), "sigaction")
     }
