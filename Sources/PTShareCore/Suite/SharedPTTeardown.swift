@@ -45,6 +45,8 @@ enum SharedPTTeardown {
 
     static func dax(_ o: SuiteOptions) -> KTAPResult {
         let name = "sharedpt.dax.teardown"
+        // The flag's verdict first, as for every sharedpt.* test, then the mount.
+        if let r = Suite.needsSharedPT(name, o) { return r }
         switch Suite.daxMount(name) {
         case .success(let m): return run(name, o, .dax(m.mountPoint))
         case .failure(let box): return box.result
