@@ -105,7 +105,7 @@ private func failedLines(_ r: KTAPResult) -> [String] { r.diagnostics.filter { $
                 "\(name): memfd 256M × 100, share none (baseline): pass: within tolerance",
                 "\(name): memfd 256M × 100, share pt: pass: within tolerance",
                 "\(name): PageTables for the mapping: shared 912.0 KiB, unshared 50.4 MiB; savings 98.2 % "
-                    + "(required 95 %); PTE tables shared by the model: 128 of 128",
+                    + "(required 93.3 %: 95 % of the model's 98.2 %); PTE tables shared by the model: 128 of 128",
                 "\(name): VmPTE sum 50.4 MiB vs the unshared model 50.4 MiB (each sharer counts the shared tables)",
                 "\(name): smaps of the range: VmFlags rd wr sh mr mw me ms sp (has sp), Rss 256M of 256M",
             ])
@@ -128,14 +128,35 @@ private func failedLines(_ r: KTAPResult) -> [String] { r.diagnostics.filter { $
     }
 
     @Test func failsWhenSavingsAreBelowTheMinimum() {
-        // A tenth of the unshared tables: 90 % saved, 95 % required.
+        // A tenth of the unshared tables: 90 % saved, 93.3 % required.
         let r = judge(shared: report(share: .pt, attributed: 5_283_840))
         #expect(r.status == .fail)
         #expect(
             failedLines(r) == [
                 "\(name): PageTables for the mapping: shared 5.0 MiB, unshared 50.4 MiB; savings 90.0 % "
-                    + "(required 95 %); PTE tables shared by the model: 128 of 128 -- FAILED"
+                    + "(required 93.3 %: 95 % of the model's 98.2 %); PTE tables shared by the model: 128 of 128 -- FAILED"
             ])
+    }
+
+    /// 32 MiB in a 1 GiB span that held nothing: 16 PTE tables and a PMD table per worker, and
+    /// the flag shares only the 16, so perfect sharing saves 93.6 % at 200 workers. CI on
+    /// 2026-11-30 failed sharedpt.dax.savings on a flat 95 % where the model was met to the byte.
+    @Test func smallMappingsAreHeldToTheModelsCeiling() {
+        let small = Scenario(backing: .memfd, size: 32 << 20, workers: 200, share: .pt, address: .same)
+        let b = report(share: .none, workers: 200, size: 32 << 20)
+        let met = report(share: .pt, workers: 200, size: 32 << 20)
+        let r = Suite.judgeSharedPTSavings(name, o, small, baseline: b, shared: met, unsaved: [])
+        #expect(r.status == .pass, "\(r.diagnostics)")
+        #expect(
+            r.diagnostics.contains(
+                "\(name): PageTables for the mapping: shared 864.0 KiB, unshared 13.3 MiB; savings 93.6 % "
+                    + "(required 89.0 %: 95 % of the model's 93.6 %); PTE tables shared by the model: 16 of 16"))
+        // Half the PTE tables per worker again: 47 % saved, far below 89.0 %.
+        let half = report(share: .pt, workers: 200, size: 32 << 20, attributed: 200 * 9 * 4096 + 8 * 4096)
+        let f = Suite.judgeSharedPTSavings(name, o, small, baseline: b, shared: half, unsaved: [])
+        #expect(f.status == .fail)
+        #expect(failedLines(f).count == 1)
+        #expect(failedLines(f).first?.contains("(required 89.0 %: 95 % of the model's 93.6 %)") == true)
     }
 
     /// Plain MAP_SHARED (the integration test's negative control): nothing saved.
@@ -143,7 +164,7 @@ private func failedLines(_ r: KTAPResult) -> [String] { r.diagnostics.filter { $
         let r = judge(shared: report(share: .pt, attributed: 52_838_400))
         #expect(r.status == .fail)
         #expect(failedLines(r).count == 1)
-        #expect(failedLines(r).first?.contains("savings 0.0 % (required 95 %)") == true)
+        #expect(failedLines(r).first?.contains("savings 0.0 % (required 93.3 %: 95 % of the model's 98.2 %)") == true)
     }
 
     @Test func failsWhenTheModelDoesNotShareEveryChunk() {

@@ -151,12 +151,19 @@ extension Suite {
         let chunks = Int(s.size / Geometry.pmdSize)
         let fraction = r.savings?.fraction ?? 0
         let pct = r.savings?.fraction.map { formatFixed($0 * 100, decimals: 1) + " %" } ?? "n/a"
-        let savingsOK = fraction >= o.minimumSharedPTSavings
+        // The flag shares PTE tables only: a worker's PMD table over a 1 GiB span that held
+        // nothing before stays its own, and for a small mapping it is a real part of the total
+        // (32 MiB: 1 of 17 tables, 94.1 % at most; CI on 2026-11-30 saw 93.6 % fail a flat
+        // 95 %). So the floor is the minimum share of what the model says sharing can save.
+        let ceiling = 1 - Double(r.model.expectedPageTableBytes) / Double(max(r.model.unsharedPageTableBytes, 1))
+        let required = o.minimumSharedPTSavings * ceiling
+        let savingsOK = fraction >= required
         let chunksOK = (pte?.sharedPages ?? 0) == chunks
         diag.append(
             "\(name): PageTables for the mapping: shared \(ByteSize.human(r.measured.attributedPageTableBytes)), "
                 + "unshared \(ByteSize.human(b.measured.attributedPageTableBytes)); savings \(pct) (required "
-                + "\(formatFixed(o.minimumSharedPTSavings * 100, decimals: 0)) %); PTE tables shared by the model: "
+                + "\(formatFixed(required * 100, decimals: 1)) %: \(formatFixed(o.minimumSharedPTSavings * 100, decimals: 0)) % "
+                + "of the model's \(formatFixed(ceiling * 100, decimals: 1)) %); PTE tables shared by the model: "
                 + "\(pte?.sharedPages ?? 0) of \(chunks)" + (savingsOK && chunksOK ? "" : " -- FAILED"))
         ok = ok && r.verdict == .pass && savingsOK && chunksOK
         // Per process, every table its page tables point to counts, shared or not.

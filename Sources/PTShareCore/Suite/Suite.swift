@@ -29,7 +29,8 @@ public struct SuiteOptions: Sendable {
     public var moduleCycles: Int = 1000
     /// Size of the sharedpt.*.savings and sharedpt.memfd.tables scenarios (a multiple of 2 MiB).
     public var sharedPTSize: UInt64 = 256 << 20
-    /// Least savings of a `--share pt` run against its unshared baseline.
+    /// Least share, of the savings the model gives a `--share pt` run against its unshared
+    /// baseline (every PTE table shared, PMD tables per worker), that it must measure.
     public var minimumSharedPTSavings: Double = 0.95
     /// How long sharedpt.stress runs.
     public var stressSeconds: Int = 60
