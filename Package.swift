@@ -8,7 +8,9 @@ let package = Package(
         .executable(name: "ptshare", targets: ["ptshare"])
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // Percentiles of the workers' mmap and populate times in `bench`.
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // Only what Swift cannot import from Glibc, plus the async-signal-safe worker body and
@@ -18,7 +20,9 @@ let package = Package(
         // libnuma.a links into the static guest binary as well.
         .systemLibrary(name: "CNuma", pkgConfig: "numa", providers: [.apt(["libnuma-dev"])]),
         // Scenario → workers → probes → model → verdict → report.
-        .target(name: "PTShareCore", dependencies: ["CPTShare", "CNuma"]),
+        .target(
+            name: "PTShareCore",
+            dependencies: ["CPTShare", "CNuma", .product(name: "Histogram", package: "hdrhistogram-swift")]),
         .target(
             name: "PTShareCLI",
             dependencies: [

@@ -193,6 +193,16 @@ for flavour in patched patched-debug; do
         not_run "VM suite: $flavour" "its kernel did not build"
     fi
 done
+# The benchmark gate: a small sweep in the guest on the patched kernel, compared with the
+# committed baseline on page-table bytes and distinct PTE tables (deterministic there).
+if [ "$npatches" = 0 ]; then
+    not_run "bench gate" "no patches in kmod/patches"
+elif [ "${patched_built:-0}" != 1 ]; then
+    not_run "bench gate" "the patched kernel did not build"
+else
+    step "bench gate: scripts/bench-gate.sh (ptshare compare against docs/benchmarks/ci-baseline)" \
+        scripts/bench-gate.sh ptshare-results/ci-bench || failed_dirs+=(ptshare-results/ci-bench)
+fi
 # Mutation testing: the suite must fail on kernels with a known bug (kmod/mutants). CI runs the
 # subset in kmod/mutants/ci.list (see README for what each costs); scripts/mutants.sh alone
 # runs them all.

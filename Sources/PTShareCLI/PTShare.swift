@@ -8,7 +8,7 @@ public struct PTShare: ParsableCommand {
         commandName: "ptshare",
         abstract: "Measure page-table memory of many processes mapping one shared file, against a model.",
         version: PTShareVersion.string,
-        subcommands: [Probe.self, Run.self, Suite.self, VM.self, Summarize.self, Scale.self]
+        subcommands: [Probe.self, Run.self, Suite.self, Bench.self, Compare.self, VM.self, Summarize.self, Scale.self]
     )
 
     public init() {}

@@ -38,7 +38,7 @@ extension PTShare {
 
         @Option(
             help:
-                "auto (kernel chooses), same (one aligned address for all, MAP_FIXED_NOREPLACE), same+2M (moved by a skew), or 0xADDRESS."
+                "auto (kernel chooses), same (one aligned address for all, MAP_FIXED_NOREPLACE), same-1G (at the start of a free 1 GiB span of its own: the same tables every run), same+2M (moved by a skew), or 0xADDRESS."
         )
         public var address: String = "auto"
 

@@ -355,7 +355,7 @@ struct RunPlacementTests {
         #expect(PTShare.configuration.commandName == "ptshare")
         #expect(
             PTShare.configuration.subcommands.map { $0._commandName } == [
-                "probe", "run", "suite", "vm", "summarize", "scale",
+                "probe", "run", "suite", "bench", "compare", "vm", "summarize", "scale",
             ])
     }
 

@@ -364,6 +364,25 @@ struct ptshare_squeeze_result {
 /* Forks the child; returns its pid, or -1 with errno. */
 int ptshare_squeeze_in_child(const struct ptshare_squeeze_plan *plan);
 
+/* bench --fragment (fragment.c): forks a child that touches `bytes` of anonymous memory page
+ * by page (MADV_NOHUGEPAGE), gives back one 4 KiB page of every `stride` (MADV_DONTNEED),
+ * writes one struct ptshare_fragment_result to `result_fd` and holds the rest until killed.
+ * Returns its pid, or -1 with errno. */
+enum ptshare_fragment_call {
+	PTSHARE_FRAGMENT_PRCTL = 1,
+	PTSHARE_FRAGMENT_MMAP = 2,
+	PTSHARE_FRAGMENT_MADVISE = 3,
+};
+
+struct ptshare_fragment_result {
+	int32_t error;                 /* errno of the call that failed, 0 on success */
+	int32_t call;                  /* enum ptshare_fragment_call, 0 on success */
+	uint64_t touched;
+	uint64_t released;
+};
+
+pid_t ptshare_fragment_in_child(uint64_t bytes, uint64_t stride, int result_fd);
+
 __attribute__((noreturn))
 void ptshare_stress_main(const struct ptshare_stress_plan *plan, uint32_t slot, uint32_t incarnation);
 

@@ -28,6 +28,11 @@ public enum ProcFS {
 
     public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
+    public static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
     public static func listDirectory(_ path: String) -> [String] {
         guard let d = opendir(path) else { return [] }
         defer { closedir(d) }

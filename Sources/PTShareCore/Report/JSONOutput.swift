@@ -14,4 +14,10 @@ public enum JSONOutput {
         d.keyDecodingStrategy = .convertFromSnakeCase
         return try d.decode(RunReport.self, from: Data(bytes))
     }
+
+    public static func decodeBench(_ bytes: [UInt8]) throws -> BenchReport {
+        let d = JSONDecoder()
+        d.keyDecodingStrategy = .convertFromSnakeCase
+        return try d.decode(BenchReport.self, from: Data(bytes))
+    }
 }

@@ -18,6 +18,14 @@ public struct RunReport: Sendable, Codable {
     public var savings: Savings?
     /// What the ptshare_probe module saw, when it was loaded.
     public var tables: Tables?
+    /// Every worker's mmap and touch time, in worker order, when the run kept them
+    /// (`RunOptions.keepWorkerTimes`, set by `bench`).
+    public var workerTimes: WorkerTimes?
+
+    public struct WorkerTimes: Sendable, Codable {
+        public var mapNs: [UInt64]
+        public var touchNs: [UInt64]
+    }
 
     /// Distinct page-table pages over all workers' mappings (kmod/ptshare_probe): direct proof
     /// of sharing, immune to anything else allocating page tables meanwhile.

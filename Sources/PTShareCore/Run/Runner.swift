@@ -14,6 +14,9 @@ public struct RunOptions: Sendable {
     public var tables: TablesMode = .auto
     /// How far PageTables may stay above the base once every worker is reaped.
     public var teardownNoiseBytes: Int64 = LeakCheck.settleNoiseBytes
+    /// Put every worker's mmap and touch time in the report (`worker_times`), not only their
+    /// statistics: `bench` keeps every raw sample.
+    public var keepWorkerTimes = false
 
     public init(
         scenario: Scenario, smapsWorkers: Int = 8, holdSeconds: Int = 0, phaseTimeoutSeconds: Int = 600,
@@ -261,6 +264,11 @@ public enum Runner {
             do { fixed = try AddressPlanner.freeRange(size: s.size + skew, alignment: align) + skew } catch {
                 throw .system(error)
             }
+        case .sameOwnSpan:
+            let span = (s.size + Geometry.pudSize - 1) / Geometry.pudSize * Geometry.pudSize
+            do { fixed = try AddressPlanner.freeRange(size: span, alignment: Geometry.pudSize) } catch {
+                throw .system(error)
+            }
         }
         // Only MAP_SHARED_VALIDATE asks for the flag (plain MAP_SHARED ignores the bit); with
         // it, MAP_SHARED_VALIDATE also takes MAP_FIXED_NOREPLACE, which it refuses otherwise.
@@ -494,7 +502,9 @@ public enum Runner {
                 teardownSeconds: seconds(t.measured, t.reaped) - Double(o.holdSeconds),
                 mapNs: .init(m.reports.map(\.mapNanoseconds)), touchNs: .init(m.reports.map(\.touchNanoseconds))),
             verdict: verdict.status, reason: verdict.reason, allowedDeviationBytes: verdict.allowedDeviationBytes,
-            tables: tables)
+            tables: tables,
+            workerTimes: o.keepWorkerTimes
+                ? .init(mapNs: m.reports.map(\.mapNanoseconds), touchNs: m.reports.map(\.touchNanoseconds)) : nil)
     }
 
     /// Distinct page-table pages over every worker's mapping, as the probe module reports them.
@@ -554,6 +564,7 @@ public enum Runner {
             switch s.address {
             case .same: b.address = .sameSkewed(Geometry.pmdSize)
             case .fixed(let a): b.address = .fixed(a + Geometry.pmdSize)
+            case .sameOwnSpan: b.address = .sameSkewed(Geometry.pmdSize)
             case .auto, .sameSkewed: break
             }
         }

@@ -53,11 +53,16 @@ public enum AddressMode: Sendable, Equatable, CustomStringConvertible {
     case sameSkewed(UInt64)
     /// A user-given address, mapped with MAP_FIXED_NOREPLACE by every worker.
     case fixed(UInt64)
+    /// Like `same`, at the start of a free 1 GiB-aligned span of its own (`same-1G`): no other
+    /// mapping shares its PMD table, so the tables it needs are the same in every run, whatever
+    /// ASLR did. `bench` maps so, for page-table bytes that compare between runs.
+    case sameOwnSpan
 
     public static func parse(_ s: String) -> AddressMode? {
         switch s {
         case "auto": return .auto
         case "same": return .same
+        case "same-1G": return .sameOwnSpan
         case _ where s.hasPrefix("same+"):
             guard let skew = try? ByteSize.parse(String(s.dropFirst(5))).bytes, skew > 0,
                 skew % Geometry.page == 0
@@ -76,6 +81,7 @@ public enum AddressMode: Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .auto: return "auto"
         case .same: return "same"
+        case .sameOwnSpan: return "same-1G"
         case .sameSkewed(let skew): return "same+\(ByteSize(skew))"
         case .fixed(let a): return hex(a)
         }

@@ -76,6 +76,15 @@ public enum Sys {
         return try check(r, "fork", path: path, value: "pids \(pids.count)")
     }
 
+    /// Forks the holder of `bench --fragment` (`ptshare_fragment_in_child`): it touches `bytes`
+    /// of anonymous memory, gives back one page of every `stride`, writes one
+    /// `ptshare_fragment_result` to `resultFD` and holds the rest until killed.
+    public static func fragmentInChild(bytes: UInt64, stride: UInt64, resultFD: Int32) throws(SystemCallError)
+        -> pid_t
+    {
+        try check(ptshare_fragment_in_child(bytes, stride, resultFD), "fork", value: "fragment \(bytes) bytes")
+    }
+
     public static func ftruncate(_ fd: Int32, _ length: UInt64, path: String) throws(SystemCallError) {
         _ = try check(Glibc.ftruncate(fd, off_t(length)), "ftruncate", path: path, value: "length=\(length)")
     }

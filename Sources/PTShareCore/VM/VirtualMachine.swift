@@ -274,6 +274,10 @@ public enum VirtualMachine {
             if Sys.stopSignal != 0 { throw .interrupted(signal: Sys.stopSignal) }
         }
         log("accelerator: \(accel.rawValue) (\(note))")
+        // The guest's init exports it as $PTSHARE_ACCEL: `bench` records what its times ran under.
+        do { try writeFileAtomically(out + "/.ptshare-accel", Array((accel.rawValue + "\n").utf8)) } catch {
+            throw .system(error)
+        }
 
         let console = out + "/console.log"
         let args = qemuArguments(

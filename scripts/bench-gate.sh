@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# CI's benchmark gate: a small sweep in the guest on the patched kernel (10 and 100 workers x
+# 32 MiB memfd, share none, pt and thp, one run each, the probe module's census on), compared by
+# `ptshare compare` with the committed baseline docs/benchmarks/ci-baseline/bench.json on the
+# metrics that are deterministic there: page_table_bytes and distinct_pte_tables (bench maps
+# each point in a 1 GiB span of its own, so no other mapping's tables come and go with ASLR).
+# Fails on a change beyond 1 % in the bad direction: the flag sharing less, THP mapping fewer
+# chunks by PMD, the harness attributing more. Times are not gated: they are a shared
+# machine's. Cost: about 1 min under TCG with the kernel and the static build cached.
+#
+#   scripts/bench-gate.sh [OUT]          run and compare (default OUT ptshare-results/ci-bench)
+#   scripts/bench-gate.sh --update [OUT] run, then copy the new bench.json over the baseline:
+#                                        for an intended change, committed with its reason
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/opt/swift/usr/bin:$PATH"
+update=0
+if [ "${1:-}" = --update ]; then update=1; shift; fi
+out="${1:-ptshare-results/ci-bench}"
+baseline=docs/benchmarks/ci-baseline/bench.json
+rm -rf "$out"
+bin="$(scripts/build-static.sh)"
+export PTSHARE_STATIC_BIN="$bin"
+echo "scripts/bench-gate.sh: ptshare vm --kernel patched -- bench (results in $out)" >&2
+"$bin" vm --kernel patched --timeout 900 --out "$out" -- bench --workers 10,100 --size 32M \
+    --share none,pt,thp --backing memfd --repeat 1 --tables on --out bench
+if [ "$update" = 1 ]; then
+    mkdir -p "$(dirname "$baseline")"
+    cp "$out/bench/bench.json" "$baseline"
+    echo "scripts/bench-gate.sh: wrote $baseline" >&2
+    exit 0
+fi
+echo "scripts/bench-gate.sh: ptshare compare $baseline $out/bench" >&2
+exec "$bin" compare "$baseline" "$out/bench" --metrics page_table_bytes,distinct_pte_tables --fail-above 1
