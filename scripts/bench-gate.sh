@@ -4,8 +4,9 @@
 # `ptshare compare` with the committed baseline docs/benchmarks/ci-baseline/bench.json on the
 # metrics that are deterministic there: page_table_bytes and distinct_pte_tables (bench maps
 # each point in a 1 GiB span of its own, so no other mapping's tables come and go with ASLR).
-# Fails on a change beyond 1 % in the bad direction: the flag sharing less, THP mapping fewer
-# chunks by PMD, the harness attributing more. Times are not gated: they are a shared
+# Fails on a change beyond 1 % in the bad direction (the flag sharing less, THP mapping fewer
+# chunks by PMD, the harness attributing more) and on a point of the baseline that did not run
+# (--fail-on-missing: the flag refused, a worker died). Times are not gated: they are a shared
 # machine's. Cost: about 1 min under TCG with the kernel and the static build cached.
 #
 #   scripts/bench-gate.sh [OUT]          run and compare (default OUT ptshare-results/ci-bench)
@@ -31,4 +32,5 @@ if [ "$update" = 1 ]; then
     exit 0
 fi
 echo "scripts/bench-gate.sh: ptshare compare $baseline $out/bench" >&2
-exec "$bin" compare "$baseline" "$out/bench" --metrics page_table_bytes,distinct_pte_tables --fail-above 1
+exec "$bin" compare "$baseline" "$out/bench" --metrics page_table_bytes,distinct_pte_tables --fail-above 1 \
+    --fail-on-missing

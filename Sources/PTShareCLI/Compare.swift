@@ -33,6 +33,12 @@ extension PTShare {
         @Flag(help: "Markdown tables instead of plain text.")
         public var markdown = false
 
+        @Flag(
+            help:
+                "Fail (exit 1) when a point and metric of the base has no sample in the new results: a point that was skipped or failed there."
+        )
+        public var failOnMissing = false
+
         public init() {}
 
         func parsed() throws -> (Thresholds, Set<String>?) {
@@ -81,6 +87,20 @@ extension PTShare {
             if c.rows.isEmpty {
                 printError("ptshare compare: no point and metric appear on both sides: nothing was compared")
                 throw ExitCode(3)
+            }
+            // A gate must not pass because the point it guards did not run (the flag refused, a
+            // worker died): listed above under "not compared", and fatal here when asked.
+            let missing = c.unpaired.filter { u in
+                guard case .sampled = u.base else { return false }
+                if case .sampled = u.new { return false }
+                return true
+            }
+            if failOnMissing && !missing.isEmpty {
+                printError(
+                    "ptshare compare: \(missing.count) point/metric pair(s) of the base have no sample in the new "
+                        + "results (--fail-on-missing): "
+                        + missing.prefix(5).map { "\($0.point): \($0.metric.name)" }.joined(separator: "; "))
+                throw ExitCode(1)
             }
             if c.exitCode != 0 { throw ExitCode(c.exitCode) }
         }

@@ -35,9 +35,9 @@ public struct BenchProgress: Sendable {
 /// `ptshare bench`: every point of the sweep `repeats` times, each a real run.
 public enum Bench {
     /// Memory a worker costs besides its tables of the mapping: kernel stack, task and mm
-    /// structures, the tables and copied pages of the binary. Measured here as the control
-    /// point's PageTables per worker (about 20 KiB) plus the rest; 192 KiB is a ceiling with
-    /// room, used only to refuse sweeps that cannot fit.
+    /// structures, the tables and copied pages of the binary. The control point measures 52–60
+    /// KiB of page tables per worker natively; 192 KiB is a ceiling with room, used only to
+    /// refuse sweeps that cannot fit.
     public static let perWorkerOverheadBytes: UInt64 = 192 << 10
     /// Left free beyond a sweep's estimate.
     public static let reserveBytes: UInt64 = 256 << 20
@@ -64,7 +64,7 @@ public enum Bench {
         if let pidMax, largest.workers + tasksNow + 16 > pidMax {
             throw .wontFit(
                 "\(largest.label): \(largest.workers) workers + \(tasksNow) tasks already running need more PIDs than "
-                    + "kernel.pid_max \(pidMax) allows; raise it (sysctl kernel.pid_max=\(4 * largest.workers)) or "
+                    + "kernel.pid_max \(pidMax) allows; raise it (sysctl kernel.pid_max=\(max(4 * largest.workers, largest.workers + tasksNow + 16))) or "
                     + "sweep fewer workers")
         }
         if let threadsMax, largest.workers + tasksNow + 16 > threadsMax {
@@ -104,8 +104,15 @@ public enum Bench {
         }
         // Every thp point sets `always`, every other point `never` (as root): each mode is what
         // its name says whatever the system had; the system's setting comes back at the end.
-        defer { if let t = thpAtStart { try? Sys.writeFile(shmemEnabledPath, t.selected) } }
+        defer {
+            if let t = thpAtStart {
+                do { try Sys.writeFile(shmemEnabledPath, t.selected) } catch {
+                    log("could not restore \(shmemEnabledPath) to \(t.selected): \(error)")
+                }
+            }
+        }
         let started = Sys.monotonicNanoseconds()
+        let startedAt = utcTimestamp()
         var fragmentation: BenchReport.Fragmentation?
         var holder: pid_t?
         defer {
@@ -163,6 +170,14 @@ public enum Bench {
             }
             out.append(point)
         }
+        if let h = holder, let r = try? Sys.waitpid(h, noHang: true), r.pid == h {
+            // Killed during the sweep (the OOM killer?): the points after it ran unfragmented.
+            log("the fragmenting holder (pid \(h)) died during the sweep: later points ran on unfragmented memory")
+            fragmentation?.holderDiedDuringSweep = true
+            holder = nil
+        } else if fragmentation != nil {
+            fragmentation?.holderDiedDuringSweep = false
+        }
         let elapsed = Double(Sys.monotonicNanoseconds() - started) / 1e9
         return BenchReport(
             tool: .init(version: PTShareVersion.string),
@@ -170,7 +185,7 @@ public enum Bench {
             machine: .init(
                 onlineCpus: RunOptions.defaultMapConcurrency, memTotalBytes: meminfo?.fields["MemTotal"],
                 pidMax: pidMax, accelerator: accelerator),
-            command: command, started: utcTimestamp(), elapsedSeconds: elapsed,
+            command: command, started: startedAt, elapsedSeconds: elapsed,
             spec: .init(
                 workers: spec.workers, sizesBytes: spec.sizes, shares: spec.shares.map(\.rawValue),
                 backings: spec.backings.map(\.rawValue), repeats: spec.repeats, fragment: spec.fragment,
@@ -271,16 +286,17 @@ public enum Bench {
         let m: Meminfo
         do { m = try ProcFS.meminfo() } catch { throw .fragment("/proc/meminfo: \(error)") }
         guard let free = m.fields["MemFree"] else { throw .fragment("/proc/meminfo has no MemFree") }
-        // Kernel allocations while touching (the holder's own page tables: 1/512 of it) need room.
-        let slack: UInt64 = 64 << 20
-        guard free > need + slack + (need / 2) else {
-            throw .fragment(
-                "MemFree \(ByteSize.human(Int64(free))) leaves nothing to fragment beyond the sweep's "
-                    + "\(ByteSize.human(Int64(need)))")
-        }
-        let held = (free - slack) / Geometry.page * Geometry.page
+        // Kernel allocations while touching need room: the holder's own page tables (1/512 of
+        // what it holds) and 64 MiB besides.
+        let slack: UInt64 = 64 << 20 + free / 512
+        let held = free > slack ? (free - slack) / Geometry.page * Geometry.page : 0
         // One page of every `stride` given back: at least `need` free, all of it single pages.
-        let stride = max(2, held / max(need, Geometry.page))
+        let stride = held / max(need, Geometry.page)
+        guard stride >= 2 else {
+            throw .fragment(
+                "MemFree \(ByteSize.human(Int64(free))) is less than twice the sweep's \(ByteSize.human(Int64(need))) "
+                    + "(plus \(ByteSize.human(Int64(slack))) for the kernel): nothing would be left in single pages")
+        }
         let hugeBefore = freeHugeBlocks()
         let fds: (read: Int32, write: Int32)
         do { fds = try Sys.pipe() } catch { throw .system(error) }

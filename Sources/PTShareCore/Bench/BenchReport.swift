@@ -56,6 +56,9 @@ public struct BenchReport: Sendable, Codable {
         /// /proc/buddyinfo's free blocks of order 9 or more (2 MiB and up) before and after.
         public var freeHugeBlocksBefore: UInt64?
         public var freeHugeBlocksAfter: UInt64?
+        /// The holder was gone when the sweep ended (the OOM killer?): later points ran on
+        /// unfragmented memory.
+        public var holderDiedDuringSweep: Bool?
     }
 
     public struct NotApplicable: Sendable, Codable {

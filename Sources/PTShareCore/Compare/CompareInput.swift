@@ -37,7 +37,8 @@ public enum CompareInput {
         return out
     }
 
-    /// A run report as a one-sample bench point (its baseline, when it has one, another point).
+    /// Run reports as one-sample bench points (a `--baseline` run's unshared half is not one:
+    /// only its attributed bytes are kept, not its metrics).
     public static func bench(fromRuns runs: [RunReport]) -> BenchReport {
         var points: [BenchReport.Point] = []
         for r in runs {
