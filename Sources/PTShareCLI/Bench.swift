@@ -12,7 +12,7 @@ extension PTShare {
                 Every point is a real `run` (the same workers, probes, model and verdict), repeated --repeat \
                 times. Share modes: none (MAP_SHARED, the baseline), pt (MAP_SHARED_PT), thp (shmem THP: \
                 shmem_enabled set to always for the point, as root, and restored; the other modes run with \
-                never), hugetlb-aligned and hugetlb-skewed (--backing hugetlbfs). A spec file adds to the lists: \
+                never), pt+thp (the flag with shmem THP always), hugetlb-aligned and hugetlb-skewed (--backing hugetlbfs). A spec file adds to the lists: \
                 one `key = value` a line (workers, sizes, shares, backings, repeat, fragment). Exit status: 0 \
                 every sample completed and met its model, 1 a sample failed or missed its model, 3 the sweep \
                 could not start (the message says why, with numbers), 64 bad usage.
@@ -24,7 +24,7 @@ extension PTShare {
         @Option(help: "Mapping sizes, comma-separated (64M,256M).")
         public var size: String?
 
-        @Option(help: "Share modes, comma-separated: none, pt, thp, hugetlb-aligned, hugetlb-skewed.")
+        @Option(help: "Share modes, comma-separated: none, pt, thp, pt+thp, hugetlb-aligned, hugetlb-skewed.")
         public var share: String?
 
         @Option(help: "Backings, comma-separated: memfd, tmpfs, hugetlbfs, anon-shared, dax.")

@@ -206,7 +206,7 @@ private func sweep(ptBytes100: Int64 = 475_136) -> BenchReport {
         #expect(
             lines.contains(
                 "| backing | size | workers | unshared model | none | pt | thp | pt saves vs none | thp saves vs none "
-                    + "| THP success |"))
+                    + "| thp: THP success |"))
         #expect(
             lines.contains(
                 "| memfd | 32M | 10 | 720.0 KiB | 680.0 KiB (pass) | 104.0 KiB (pass) | 40.0 KiB (pass) | 84.7 % "
@@ -215,9 +215,9 @@ private func sweep(ptBytes100: Int64 = 475_136) -> BenchReport {
             lines.contains(
                 "| memfd | 32M | 100 | 7.0 MiB | 6.6 MiB (pass) | 464.0 KiB (pass) | SKIP (below) | 93.2 % | – | – |"))
         #expect(
-            lines.contains("MAP_SHARED_PT uses fewer page-table bytes than shmem THP at: no point."))
+            lines.contains("pt uses fewer page-table bytes than shmem THP (thp) at: no point."))
         #expect(
-            lines.contains("shmem THP uses as few or fewer at: memfd 32M × 10 (40.0 KiB vs 104.0 KiB)."))
+            lines.contains("thp uses as few or fewer than pt at: memfd 32M × 10 (40.0 KiB vs 104.0 KiB)."))
         #expect(
             lines.contains(
                 "- SKIP memfd 32M × 100, share thp: share thp sets shmem_enabled to always: EACCES (run as root)"))

@@ -51,7 +51,7 @@ public enum Bench {
         let model = PageTableModel.expected(
             ModelInput(
                 workers: p.workers, address: Geometry.pudSize, size: p.sizeBytes, leafSize: leaf, touched: true,
-                share: p.share == .pt ? .pt : .none))
+                share: p.share.usesFlag ? .pt : .none))
         return file + UInt64(max(0, model.expectedPageTableBytes)) + UInt64(p.workers) * perWorkerOverheadBytes
     }
 
@@ -263,16 +263,16 @@ public enum Bench {
     /// point cannot run, or nil. Without the file (no THP) or without root, only thp is refused:
     /// the other modes run with the system's setting, which every run report records.
     static func setThp(for share: BenchShare, available: ThpSetting?) -> String? {
-        let want = share == .thp ? "always" : "never"
+        let thp = share.usesTHP
+        let want = thp ? "always" : "never"
         guard let t = available else {
-            return share == .thp ? "\(shmemEnabledPath) unreadable: this kernel has no shmem THP" : nil
+            return thp ? "\(shmemEnabledPath) unreadable: this kernel has no shmem THP" : nil
         }
         guard t.choices.contains(want) else {
-            return share == .thp
-                ? "\(shmemEnabledPath) offers no \"always\" (\(t.choices.joined(separator: " ")))" : nil
+            return thp ? "\(shmemEnabledPath) offers no \"always\" (\(t.choices.joined(separator: " ")))" : nil
         }
         do { try Sys.writeFile(shmemEnabledPath, want) } catch {
-            return share == .thp ? "share thp sets \(shmemEnabledPath) to always: \(error) (run as root)" : nil
+            return thp ? "share \(share.rawValue) sets \(shmemEnabledPath) to always: \(error) (run as root)" : nil
         }
         return nil
     }

@@ -39,7 +39,8 @@ public enum BenchHTML {
         if !unshared.isEmpty { lines.append(ReferenceLine(name: "model, unshared", points: unshared, dash: .dashed)) }
         if backing != Backing.hugetlbfs.rawValue {
             // What no kernel can beat with PTE-mapped pages: every PTE table once for all
-            // workers, a PMD table each (PageTableModel with the flag, in a 1 GiB span of its own).
+            // workers, a PMD table each (PageTableModel with the flag, in a 1 GiB span of its own
+            // as bench maps; the PUD table above it, for 512 GiB, is there before: a page at 0).
             let limit = workers.map { w in
                 ChartPoint(
                     x: Double(w),
@@ -47,7 +48,7 @@ public enum BenchHTML {
                         PageTableModel.expected(
                             ModelInput(
                                 workers: w, address: Geometry.pudSize, size: size, leafSize: Geometry.page,
-                                touched: true, share: .pt)
+                                touched: true, share: .pt, occupied: [0..<Geometry.page])
                         ).expectedPageTableBytes))
             }
             lines.append(ReferenceLine(name: "limit: each PTE table once (model)", points: limit, dash: .dotted))

@@ -8,19 +8,29 @@ public enum BenchShare: String, Sendable, CaseIterable, Codable {
     /// MAP_SHARED with shmem THP `always` for the point (set as root, restored after): every
     /// chunk that gets a PMD-sized folio is mapped by a PMD leaf and needs no PTE table.
     case thp
+    /// MAP_SHARED_PT with shmem THP `always`: the flag must keep every PMD leaf THP gets (no
+    /// table) and share the tables of the chunks THP could not get a huge folio for, so it
+    /// never loses to `thp` and wins where THP falls back (`--fragment`).
+    case ptThp = "pt+thp"
     /// hugetlbfs at one 1 GiB-aligned address: mainline's PMD sharing where it applies.
     case hugetlbAligned = "hugetlb-aligned"
     /// hugetlbfs moved by 2 MiB: no whole 1 GiB span, so no PMD sharing.
     case hugetlbSkewed = "hugetlb-skewed"
 
+    /// Whether the workers map with MAP_SHARED_PT.
+    public var usesFlag: Bool { self == .pt || self == .ptThp }
+
+    /// Whether the point runs with shmem_enabled `always` (else `never`).
+    public var usesTHP: Bool { self == .thp || self == .ptThp }
+
     /// Why this mode cannot run on `backing`, or nil when it can.
     public func unsupported(on backing: Backing) -> String? {
         switch self {
         case .none, .pt: return nil
-        case .thp:
+        case .thp, .ptThp:
             return backing == .memfd || backing == .anonShared
                 ? nil
-                : "share thp needs shmem's internal mount (memfd, anon-shared): shmem_enabled does not reach "
+                : "share \(rawValue) needs shmem's internal mount (memfd, anon-shared): shmem_enabled does not reach "
                     + "\(backing.rawValue)"
         case .hugetlbAligned, .hugetlbSkewed:
             return backing == .hugetlbfs ? nil : "share \(rawValue) needs --backing hugetlbfs"
@@ -101,7 +111,7 @@ public struct BenchSpec: Sendable, Equatable {
         let address: AddressMode = p.share == .hugetlbSkewed ? .sameSkewed(Geometry.pmdSize) : .sameOwnSpan
         return Scenario(
             backing: p.backing, path: path, size: p.sizeBytes, workers: p.workers,
-            share: p.share == .pt ? .pt : .none, touch: touch, address: address, mapSharedPTValue: mapSharedPTValue,
+            share: p.share.usesFlag ? .pt : .none, touch: touch, address: address, mapSharedPTValue: mapSharedPTValue,
             tolerance: tolerance)
     }
 

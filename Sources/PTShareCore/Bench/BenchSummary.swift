@@ -81,8 +81,8 @@ public enum BenchSummary {
             "- started \(r.started), \(formatFixed(r.elapsedSeconds, decimals: 0)) s; \(r.spec.repeats) repeat(s) per "
                 + "point, touch \(r.spec.touch), \(r.spec.mapConcurrency) workers mapping at once")
         out.append(
-            "- shmem_enabled at start: \(r.kernel.shmemThpAtStart ?? "unreadable"); thp points run with `always`, the "
-                + "others with `never` (as root)")
+            "- shmem_enabled at start: \(r.kernel.shmemThpAtStart ?? "unreadable"); thp and pt+thp points run with "
+                + "`always`, the others with `never` (as root)")
         if let f = r.fragmentation {
             out.append(
                 "- fragmented first: \(ByteSize.human(Int64(f.heldBytes))) held, \(ByteSize.human(Int64(f.releasedBytes))) "
@@ -98,41 +98,46 @@ public enum BenchSummary {
         let compared = shares.filter { $0 != "none" && $0 != "hugetlb-skewed" }
         let base = shares.contains("none") ? "none" : (shares.contains("hugetlb-skewed") ? "hugetlb-skewed" : nil)
         if let base { for s in compared { head += " \(s) saves vs \(base) |" } }
-        if shares.contains("thp") { head += " THP success |" }
+        let thpModes = shares.filter { $0 == "thp" || $0 == "pt+thp" }
+        for s in thpModes { head += " \(s): THP success |" }
         out.append(head)
         out.append("|" + String(repeating: " --- |", count: head.filter { $0 == "|" }.count - 1))
-        var ptWins: [String] = []
-        var thpWins: [String] = []
+        let flagModes = shares.filter { $0 == "pt" || $0 == "pt+thp" }
+        var wins: [String: (flag: [String], thp: [String])] = [:]
         for g in groups(r) {
             let measured = shares.compactMap { g.points[$0] }.first { !$0.completed.isEmpty }
             let unshared = median(measured, { Double($0.modelUnsharedPageTableBytes) })
             var row = "| \(g.backing) | \(ByteSize(g.sizeBytes)) | \(g.workers) | \(bytes(unshared)) |"
             for s in shares { row += " \(cell(g.points[s])) |" }
             if let base { for s in compared { row += " \(percent(savings(g.points[base], g.points[s]))) |" } }
-            if shares.contains("thp") {
-                row +=
-                    " \(percent(median(g.points["thp"], { $0.thpSuccessPercent ?? .nan }).flatMap { $0.isNaN ? nil : $0 })) |"
+            for s in thpModes {
+                let rates = g.points[s]?.completed.compactMap(\.thpSuccessPercent) ?? []
+                row += " \(percent(median(rates))) |"
             }
             out.append(row)
-            let pt = median(g.points["pt"], { Double($0.attributedPageTableBytes) })
             let thp = median(g.points["thp"], { Double($0.attributedPageTableBytes) })
-            if let pt, let thp {
+            for f in flagModes {
+                guard let v = median(g.points[f], { Double($0.attributedPageTableBytes) }), let thp else { continue }
                 let name = "\(g.backing) \(ByteSize(g.sizeBytes)) × \(g.workers)"
-                if pt < thp {
-                    ptWins.append("\(name) (\(bytes(pt)) vs \(bytes(thp)))")
+                if v < thp {
+                    wins[f, default: ([], [])].flag.append("\(name) (\(bytes(v)) vs \(bytes(thp)))")
                 } else {
-                    thpWins.append("\(name) (\(bytes(thp)) vs \(bytes(pt)))")
+                    wins[f, default: ([], [])].thp.append("\(name) (\(bytes(thp)) vs \(bytes(v)))")
                 }
             }
         }
-        if shares.contains("pt") && shares.contains("thp") {
-            out.append("")
-            out.append(
-                "MAP_SHARED_PT uses fewer page-table bytes than shmem THP at: "
-                    + (ptWins.isEmpty ? "no point" : ptWins.joined(separator: ", ")) + ".")
-            out.append(
-                "shmem THP uses as few or fewer at: " + (thpWins.isEmpty ? "no point" : thpWins.joined(separator: ", "))
-                    + ".")
+        if shares.contains("thp") {
+            // Where the flag earns its place: THP needs no PTE table where it gets a huge folio.
+            for f in flagModes {
+                let w = wins[f] ?? ([], [])
+                out.append("")
+                out.append(
+                    "\(f) uses fewer page-table bytes than shmem THP (thp) at: "
+                        + (w.flag.isEmpty ? "no point" : w.flag.joined(separator: ", ")) + ".")
+                out.append(
+                    "thp uses as few or fewer than \(f) at: "
+                        + (w.thp.isEmpty ? "no point" : w.thp.joined(separator: ", ")) + ".")
+            }
         }
         out.append("")
         out.append("## Times (median; per-worker latencies from an HdrHistogram of every worker)")
