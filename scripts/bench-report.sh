@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The standard benchmark report (docs/benchmarks/): `ptshare bench` in QEMU on the stock and the
 # patched kernel, the same sweep on each (10, 100 and 1000 workers x 64 MiB memfd, share none,
-# pt and thp, 3 runs a point), the patched kernel again with --fragment (free memory in single
-# pages: where shmem THP falls back, MAP_SHARED_PT does not care) and once at 10,000 workers
-# (pt and thp, 1 run), then `ptshare compare` of stock against patched. Each guest folder holds
+# pt, thp and pt+thp, 3 runs a point), the patched kernel again with --fragment (free memory in
+# single pages: where shmem THP falls back, MAP_SHARED_PT does not care) and once at 10,000
+# workers (pt, thp and pt+thp, 1 run), then `ptshare compare` of stock against patched. Each guest folder holds
 # bench.json, summary.md and index.html; the compare goes to stock-vs-patched.md.
 #
 #   scripts/bench-report.sh [OUT]        (default ptshare-results/bench-report-DATE)
@@ -17,7 +17,7 @@ mkdir -p "$out"
 bin="$(scripts/build-static.sh)"
 export PTSHARE_STATIC_BIN="$bin"
 for k in stock patched; do scripts/kernel-build.sh "$k" >/dev/null; done
-sweep=(--workers 10,100,1000 --size 64M --share none,pt,thp --backing memfd --repeat 3 --tables on)
+sweep=(--workers 10,100,1000 --size 64M --share none,pt,thp,pt+thp --backing memfd --repeat 3 --tables on)
 guest() {
     local name="$1" kernel="$2"
     shift 2
@@ -32,9 +32,9 @@ echo "| folder | command | exit | time |" >"$out/runs.md"
 echo "| --- | --- | --- | --- |" >>"$out/runs.md"
 guest stock stock "${sweep[@]}"
 guest patched patched "${sweep[@]}"
-guest patched-fragment patched --workers 100,1000 --size 64M --share none,pt,thp --backing memfd --repeat 1 \
+guest patched-fragment patched --workers 100,1000 --size 64M --share none,pt,thp,pt+thp --backing memfd --repeat 1 \
     --tables on --fragment
-guest patched-10000 patched --workers 10000 --size 64M --share pt,thp --backing memfd --repeat 1 --tables on \
+guest patched-10000 patched --workers 10000 --size 64M --share pt,thp,pt+thp --backing memfd --repeat 1 --tables on \
     --phase-timeout 3000
 rc=0
 "$bin" compare "$out/stock/bench" "$out/patched/bench" --markdown >"$out/stock-vs-patched.md" || rc=$?

@@ -9,7 +9,12 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#ifndef MLOCK_ONFAULT
+#define MLOCK_ONFAULT 0x01
+#endif
 
 static int write_result(int fd, const struct ptshare_fragment_result *r)
 {
@@ -68,6 +73,12 @@ pid_t ptshare_fragment_in_child(uint64_t bytes, uint64_t stride, int result_fd)
 			fail(result_fd, &r, PTSHARE_FRAGMENT_MADVISE);
 		r.released += (uint64_t)page;
 	}
+	/* Locked where present, the holes left empty (MLOCK_ONFAULT): with
+	 * vm.compact_unevictable_allowed at 0 compaction cannot move these pages to make a 2 MiB
+	 * block, as it cannot move the slab and page-table pages that fragment a server. */
+	if (syscall(SYS_mlock2, p, bytes, MLOCK_ONFAULT) != 0)
+		fail(result_fd, &r, PTSHARE_FRAGMENT_MLOCK);
+	r.locked = 1;
 	if (write_result(result_fd, &r) != 0)
 		_exit(2);
 	close(result_fd);

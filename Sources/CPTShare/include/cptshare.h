@@ -366,12 +366,14 @@ int ptshare_squeeze_in_child(const struct ptshare_squeeze_plan *plan);
 
 /* bench --fragment (fragment.c): forks a child that touches `bytes` of anonymous memory page
  * by page (MADV_NOHUGEPAGE), gives back one 4 KiB page of every `stride` (MADV_DONTNEED),
- * writes one struct ptshare_fragment_result to `result_fd` and holds the rest until killed.
+ * mlocks what it keeps (MLOCK_ONFAULT), writes one struct ptshare_fragment_result to
+ * `result_fd` and holds the rest until killed.
  * Returns its pid, or -1 with errno. */
 enum ptshare_fragment_call {
 	PTSHARE_FRAGMENT_PRCTL = 1,
 	PTSHARE_FRAGMENT_MMAP = 2,
 	PTSHARE_FRAGMENT_MADVISE = 3,
+	PTSHARE_FRAGMENT_MLOCK = 4,
 };
 
 struct ptshare_fragment_result {
@@ -379,6 +381,7 @@ struct ptshare_fragment_result {
 	int32_t call;                  /* enum ptshare_fragment_call, 0 on success */
 	uint64_t touched;
 	uint64_t released;
+	uint64_t locked;               /* 1: what it holds is mlocked (MLOCK_ONFAULT) */
 };
 
 pid_t ptshare_fragment_in_child(uint64_t bytes, uint64_t stride, int result_fd);

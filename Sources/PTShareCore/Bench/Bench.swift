@@ -121,11 +121,32 @@ public enum Bench {
                 _ = try? Sys.waitpid(h, noHang: false)
             }
         }
+        // Compaction may not move mlocked pages while this is 0: the holder's pages then stay
+        // where they are, as a server's slab and page-table pages do.
+        let unevictable = "/proc/sys/vm/compact_unevictable_allowed"
+        let unevictableWas = spec.fragment ? (try? ProcFS.read(unevictable))?.trimmingWhitespace() : nil
+        defer {
+            if let w = unevictableWas {
+                do { try Sys.writeFile(unevictable, w) } catch {
+                    log("could not restore \(unevictable) to \(w): \(error)")
+                }
+            }
+        }
         if spec.fragment {
             let need = points.map(estimatedBytes).max() ?? 0
+            var pinned = false
+            if unevictableWas != nil {
+                do {
+                    try Sys.writeFile(unevictable, "0")
+                    pinned = true
+                } catch { log("\(unevictable) cannot be set to 0 (\(error)): compaction may undo the fragmentation") }
+            } else {
+                log("no \(unevictable) (CONFIG_COMPACTION off?): the holder's pages stay where they are anyway")
+            }
             let (pid, f) = try fragmentFreeMemory(leaving: need + reserveBytes, log: log)
             holder = pid
             fragmentation = f
+            fragmentation?.compactionMayMoveHeldPages = unevictableWas != nil && !pinned
         }
         var out: [BenchReport.Point] = []
         let total = points.count * spec.repeats
@@ -313,7 +334,7 @@ public enum Bench {
         guard n == MemoryLayout<ptshare_fragment_result>.size, r.error == 0 else {
             _ = try? Sys.kill(pid, SIGKILL)
             _ = try? Sys.waitpid(pid, noHang: false)
-            let call = ["", "prctl", "mmap", "madvise"][Int(max(0, min(3, r.call)))]
+            let call = ["", "prctl", "mmap", "madvise", "mlock2"][Int(max(0, min(4, r.call)))]
             throw .fragment(
                 n <= 0
                     ? "the holder died before reporting (OOM killer? MemFree \(ByteSize.human(Int64(free))))"
@@ -321,7 +342,8 @@ public enum Bench {
         }
         let after = (try? ProcFS.meminfo())?.fields["MemFree"]
         let f = BenchReport.Fragmentation(
-            heldBytes: r.touched, releasedBytes: r.released, stride: stride, memFreeBeforeBytes: free,
+            heldBytes: r.touched, releasedBytes: r.released, stride: stride, locked: r.locked == 1,
+            memFreeBeforeBytes: free,
             memFreeAfterBytes: after, freeHugeBlocksBefore: hugeBefore, freeHugeBlocksAfter: freeHugeBlocks())
         log(
             "fragmented: \(ByteSize.human(Int64(r.released))) free in single pages, free 2 MiB blocks "

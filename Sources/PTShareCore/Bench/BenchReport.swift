@@ -51,6 +51,8 @@ public struct BenchReport: Sendable, Codable {
         /// Of it, single 4 KiB pages given back, one of every `stride`: free memory in holes.
         public var releasedBytes: UInt64
         public var stride: UInt64
+        /// What the holder keeps is mlocked (MLOCK_ONFAULT).
+        public var locked: Bool
         public var memFreeBeforeBytes: UInt64?
         public var memFreeAfterBytes: UInt64?
         /// /proc/buddyinfo's free blocks of order 9 or more (2 MiB and up) before and after.
@@ -59,6 +61,9 @@ public struct BenchReport: Sendable, Codable {
         /// The holder was gone when the sweep ended (the OOM killer?): later points ran on
         /// unfragmented memory.
         public var holderDiedDuringSweep: Bool?
+        /// true when vm.compact_unevictable_allowed could not be set to 0: compaction may
+        /// migrate the held pages and rebuild 2 MiB blocks.
+        public var compactionMayMoveHeldPages: Bool?
     }
 
     public struct NotApplicable: Sendable, Codable {

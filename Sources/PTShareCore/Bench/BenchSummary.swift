@@ -88,7 +88,9 @@ public enum BenchSummary {
                 "- fragmented first: \(ByteSize.human(Int64(f.heldBytes))) held, \(ByteSize.human(Int64(f.releasedBytes))) "
                     + "given back in single pages (1 of every \(f.stride)); free 2 MiB blocks "
                     + "\(f.freeHugeBlocksBefore.map(String.init) ?? "?") before, "
-                    + "\(f.freeHugeBlocksAfter.map(String.init) ?? "?") after")
+                    + "\(f.freeHugeBlocksAfter.map(String.init) ?? "?") after; the rest mlocked"
+                    + (f.compactionMayMoveHeldPages == true ? " but movable by compaction" : " and unmovable")
+                    + (f.holderDiedDuringSweep == true ? "; the holder DIED during the sweep" : ""))
         }
         out.append("")
         out.append("## Page tables of the mapping (median; the run's verdict against the model)")
