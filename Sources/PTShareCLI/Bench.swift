@@ -60,6 +60,12 @@ extension PTShare {
         @Option(help: "Folder for bench.json, summary.md and index.html.")
         public var out: String = "ptshare-results/bench-\(timestampForPath())"
 
+        @Option(
+            help:
+                "Run nothing: render summary.md and index.html again from DIR/bench.json (after a change to the report's form)."
+        )
+        public var render: String?
+
         @OptionGroup public var flag: FlagOptions
 
         public init() {}
@@ -109,9 +115,25 @@ extension PTShare {
             return out
         }
 
-        public mutating func validate() throws { _ = try sweep() }
+        public mutating func validate() throws { if render == nil { _ = try sweep() } }
 
         public func run() throws {
+            if let dir = render {
+                let report: BenchReport
+                do { report = try JSONOutput.decodeBench(Array(try ProcFS.read(dir + "/bench.json").utf8)) } catch {
+                    printError("ptshare bench --render: \(dir)/bench.json: \(error)")
+                    throw ExitCode(3)
+                }
+                do {
+                    try writeFileAtomically(dir + "/summary.md", Array(BenchSummary.render(report).utf8))
+                    try writeFileAtomically(dir + "/index.html", Array(BenchHTML.render(report).utf8))
+                } catch {
+                    printError("ptshare bench --render: writing \(dir): \(error)")
+                    throw ExitCode(3)
+                }
+                printStderr("ptshare bench: rendered \(dir)/summary.md, index.html from bench.json")
+                return
+            }
             let s = try sweep()
             let terminal = isatty(2) == 1
             var lastWidth = 0

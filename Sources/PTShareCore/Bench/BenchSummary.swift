@@ -105,7 +105,7 @@ public enum BenchSummary {
         out.append(head)
         out.append("|" + String(repeating: " --- |", count: head.filter { $0 == "|" }.count - 1))
         let flagModes = shares.filter { $0 == "pt" || $0 == "pt+thp" }
-        var wins: [String: (flag: [String], thp: [String])] = [:]
+        var wins: [String: (flag: [String], tie: [String], thp: [String])] = [:]
         for g in groups(r) {
             let measured = shares.compactMap { g.points[$0] }.first { !$0.completed.isEmpty }
             let unshared = median(measured, { Double($0.modelUnsharedPageTableBytes) })
@@ -122,23 +122,23 @@ public enum BenchSummary {
                 guard let v = median(g.points[f], { Double($0.attributedPageTableBytes) }), let thp else { continue }
                 let name = "\(g.backing) \(ByteSize(g.sizeBytes)) × \(g.workers)"
                 if v < thp {
-                    wins[f, default: ([], [])].flag.append("\(name) (\(bytes(v)) vs \(bytes(thp)))")
+                    wins[f, default: ([], [], [])].flag.append("\(name) (\(bytes(v)) vs \(bytes(thp)))")
+                } else if v == thp {
+                    wins[f, default: ([], [], [])].tie.append("\(name) (\(bytes(v)))")
                 } else {
-                    wins[f, default: ([], [])].thp.append("\(name) (\(bytes(thp)) vs \(bytes(v)))")
+                    wins[f, default: ([], [], [])].thp.append("\(name) (\(bytes(thp)) vs \(bytes(v)))")
                 }
             }
         }
         if shares.contains("thp") {
             // Where the flag earns its place: THP needs no PTE table where it gets a huge folio.
             for f in flagModes {
-                let w = wins[f] ?? ([], [])
+                let w = wins[f] ?? ([], [], [])
+                let list = { (xs: [String]) in xs.isEmpty ? "no point" : xs.joined(separator: ", ") }
                 out.append("")
-                out.append(
-                    "\(f) uses fewer page-table bytes than shmem THP (thp) at: "
-                        + (w.flag.isEmpty ? "no point" : w.flag.joined(separator: ", ")) + ".")
-                out.append(
-                    "thp uses as few or fewer than \(f) at: "
-                        + (w.thp.isEmpty ? "no point" : w.thp.joined(separator: ", ")) + ".")
+                out.append("\(f) uses fewer page-table bytes than shmem THP (thp) at: \(list(w.flag)).")
+                out.append("\(f) and thp use the same at: \(list(w.tie)).")
+                out.append("thp uses fewer than \(f) at: \(list(w.thp)).")
             }
         }
         out.append("")
