@@ -9,26 +9,34 @@
 # (--fail-on-missing: the flag refused, a worker died). Times are not gated: they are a shared
 # machine's. Cost: about 1 min under TCG with the kernel and the static build cached.
 #
-#   scripts/bench-gate.sh [OUT]          run and compare (default OUT ptshare-results/ci-bench)
-#   scripts/bench-gate.sh --update [OUT] run, then copy the new bench.json over the baseline:
-#                                        for an intended change, committed with its reason
+#   scripts/bench-gate.sh [--kernel K] [OUT]   run and compare (default OUT ptshare-results/ci-bench)
+#   scripts/bench-gate.sh --update [OUT]       run, then copy the new bench.json over the baseline:
+#                                              for an intended change, committed with its reason
+# --kernel: patched (default), or a bzImage built from the patched tree (a mutant's, say).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
 update=0
-if [ "${1:-}" = --update ]; then update=1; shift; fi
+kernel=patched
+while (($#)); do
+    case "$1" in
+        --update) update=1; shift ;;
+        --kernel) kernel="$2"; shift 2 ;;
+        *) break ;;
+    esac
+done
 out="${1:-ptshare-results/ci-bench}"
 baseline=docs/benchmarks/ci-baseline/bench.json
 rm -rf "$out"
 bin="$(scripts/build-static.sh)"
 export PTSHARE_STATIC_BIN="$bin"
-echo "scripts/bench-gate.sh: ptshare vm --kernel patched -- bench (results in $out)" >&2
+echo "scripts/bench-gate.sh: ptshare vm --kernel $kernel -- bench (results in $out)" >&2
 # bench exits 1 when a sample missed its model or its teardown check: said here, but the gate
 # is the comparison below (the suite judges the verdicts; the teardown check allows 0 B and
 # has caught 8 KiB left after 1000+ workers on stock too, see docs/benchmarks). Anything
 # else (the VM did not run, no bench.json) fails the gate.
 rc=0
-"$bin" vm --kernel patched --timeout 900 --out "$out" -- bench --workers 10,100 --size 32M \
+"$bin" vm --kernel "$kernel" --timeout 900 --out "$out" -- bench --workers 10,100 --size 32M \
     --share none,pt,thp --backing memfd --repeat 1 --tables on --out bench || rc=$?
 if [ "$rc" != 0 ]; then
     if [ "$rc" != 1 ] || [ ! -f "$out/bench/bench.json" ]; then
