@@ -3,13 +3,6 @@ import Testing
 
 @testable import PTShareCore
 
-private func fixture(_ name: String) throws -> String {
-    let url = try #require(
-        Bundle.module.url(forResource: name, withExtension: "txt", subdirectory: "Fixtures"),
-        "missing fixture \(name).txt")
-    return try String(contentsOf: url, encoding: .utf8)
-}
-
 /// Metrics of one run as `bench` records them: `bytes` of page tables, the model's figures
 /// for 32 MiB per worker.
 private func metrics(

@@ -6,12 +6,6 @@ import Testing
 /// Fixtures named `*-6.18.txt` were captured verbatim on a Linux 6.18.44 x86_64 VM (one NUMA
 /// node, root). The expected numbers below are the ones in those files. Fixtures named
 /// `*-constructed.txt`, `*-malformed.txt` and `mounts-dax-escaped.txt` were written by hand.
-private func fixture(_ name: String) throws -> String {
-    let url = try #require(
-        Bundle.module.url(forResource: name, withExtension: "txt", subdirectory: "Fixtures"),
-        "missing fixture \(name).txt")
-    return try String(contentsOf: url, encoding: .utf8)
-}
 
 private let KiB: UInt64 = 1024
 private let MiB: UInt64 = 1024 * 1024

@@ -104,7 +104,7 @@ public enum BenchHTML {
         var h = """
             <!DOCTYPE html>
             <html lang="en"><head><meta charset="utf-8">
-            <title>ptshare bench: \(escape(r.kernel.release))</title>
+            <title>ptshare bench: \(SVGWriter.escape(r.kernel.release))</title>
             <style>
             body { font-family: sans-serif; max-width: 1400px; margin: 1em auto; color: #111; }
             .charts { display: flex; flex-wrap: wrap; gap: 12px; }
@@ -172,21 +172,9 @@ public enum BenchHTML {
     /// Escaped text with `code` spans.
     static func inline(_ s: String) -> String {
         let parts = s.split(separator: "`", omittingEmptySubsequences: false)
-        return parts.enumerated().map { i, p in i % 2 == 1 ? "<code>\(escape(String(p)))</code>" : escape(String(p)) }
-            .joined()
-    }
-
-    static func escape(_ s: String) -> String {
-        var o = ""
-        for c in s {
-            switch c {
-            case "&": o += "&amp;"
-            case "<": o += "&lt;"
-            case ">": o += "&gt;"
-            case "\"": o += "&quot;"
-            default: o.append(c)
-            }
+        return parts.enumerated().map { i, p in
+            i % 2 == 1 ? "<code>\(SVGWriter.escape(String(p)))</code>" : SVGWriter.escape(String(p))
         }
-        return o
+        .joined()
     }
 }

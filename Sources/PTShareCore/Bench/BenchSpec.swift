@@ -126,11 +126,12 @@ public struct BenchSpec: Sendable, Equatable {
         guard repeats >= 1 && repeats <= 100 else {
             throw ValidationMessage("--repeat \(repeats): must be between 1 and 100")
         }
-        for p in expand().points { try scenario(p).validate() }
-        if expand().points.isEmpty {
+        let (points, notApplicable) = expand()
+        for p in points { try scenario(p).validate() }
+        if points.isEmpty {
             throw ValidationMessage(
                 "no combination of --backing and --share can run: "
-                    + expand().notApplicable.map { "\($0.0.label): \($0.1)" }.joined(separator: "; "))
+                    + notApplicable.map { "\($0.0.label): \($0.1)" }.joined(separator: "; "))
         }
     }
 
